@@ -1,0 +1,34 @@
+"""The rules, one module each. Importing this package registers them all.
+
+`RUN_ORDER` is the order rules run in within one traversal and the order their fixes are tried in
+when two of them would edit overlapping code (the later one waits for the next pass). Each entry says
+why it stands where it does; a rule module missing from the list fails the test suite.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+RUN_ORDER: tuple[tuple[str, str], ...] = (
+    (
+        "unwrap_called_dependency",
+        "DF005 first: `Depends(f())` makes the app fail at import; every other rule reasons about "
+        "`Depends(f)`, so the argument must be a reference before they look at it.",
+    ),
+)
+
+for _module, _reason in RUN_ORDER:
+    importlib.import_module(f"{__name__}.{_module}")
+
+
+def run_order(codes: list[str]) -> list[str]:
+    """Registered codes sorted by the position of their module in RUN_ORDER."""
+    from depfix.rules import _REGISTRY
+
+    position = {name: number for number, (name, _) in enumerate(RUN_ORDER)}
+
+    def key(code: str) -> tuple[int, str]:
+        module = _REGISTRY[code].__module__.rsplit(".", 1)[-1]
+        return position.get(module, len(position)), code
+
+    return sorted(codes, key=key)

@@ -1,0 +1,316 @@
+"""The `depfix` command line: apply, check, rules, explain (see SPEC.md for the contract).
+
+Reports and diffs go to stdout; the summary line, progress and logs go to stderr. Usage and
+configuration problems exit 2 with one line naming the problem, before any file is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from depfix import __version__
+from depfix.config import ConfigError, Settings, load_settings, parse_codes, parse_target_version
+from depfix.diffing import unified_diff
+from depfix.discovery import find_project_root
+from depfix.engine import FileError, RunOptions, RunResult, run
+from depfix.io import PendingWrite, SourceError, write_atomically
+from depfix.report import FORMATS, error_line, render, summary_line
+from depfix.rules import registered_rules, select_rules
+
+app = typer.Typer(
+    name="depfix",
+    help="Find and fix FastAPI dependency-injection mistakes across a whole repository.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+PathsArgument = Annotated[
+    Optional[list[Path]], typer.Argument(help="Files or directories (default: the current directory).")
+]
+SelectOption = Annotated[
+    Optional[str], typer.Option("--select", help="Comma list of rule codes or prefixes to run (DF00).")
+]
+IgnoreOption = Annotated[Optional[str], typer.Option("--ignore", help="Comma list of codes to skip.")]
+FormatOption = Annotated[str, typer.Option("--format", help=f"Report format: {', '.join(FORMATS)}.")]
+TargetOption = Annotated[
+    Optional[str], typer.Option("--target-version", help="Python version the code runs on (py38..py314).")
+]
+ConfigOption = Annotated[
+    Optional[Path], typer.Option("--config", help="A TOML file with depfix settings ([tool.depfix]).")
+]
+JobsOption = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (default: CPU count).")]
+NoCacheOption = Annotated[
+    bool, typer.Option("--no-cache", help="Accepted for forward compatibility: there is no cache yet.")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No summary line on stderr.")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log each step and tracebacks.")]
+ExitZeroOption = Annotated[
+    bool, typer.Option("--exit-zero", help="Exit 0 even when diagnostics are found (errors still exit 2).")
+]
+NoSuppressOption = Annotated[
+    bool, typer.Option("--no-suppress", help="Ignore `# depfix: ignore` comments (to audit them).")
+]
+
+
+class UsageProblem(Exception):
+    """Bad usage found before any file is touched: exit 2 with one line."""
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"depfix {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Find and fix FastAPI dependency-injection mistakes across a whole repository."""
+
+
+def _settings(
+    paths: Sequence[Path], config: Optional[Path], select: Optional[str], ignore: Optional[str], target: Optional[str]
+) -> Settings:
+    root = find_project_root(paths)
+    settings = load_settings(root, config)
+    return settings.with_overrides(
+        select=parse_codes(select, "--select") if select is not None else None,
+        ignore=parse_codes(ignore, "--ignore") if ignore is not None else None,
+        target_version=parse_target_version(target) if target is not None else None,
+    )
+
+
+def _prepare(
+    paths: Optional[list[Path]],
+    output_format: str,
+    config: Optional[Path],
+    select: Optional[str],
+    ignore: Optional[str],
+    target: Optional[str],
+    jobs: int,
+) -> tuple[list[Path], Settings]:
+    chosen = list(paths) if paths else [Path(".")]
+    missing = [str(path) for path in chosen if not os.path.lexists(path)]
+    if missing:
+        raise UsageProblem(f"no such file or directory: {', '.join(missing)}")
+    if output_format not in FORMATS:
+        raise UsageProblem(f"--format: expected one of {', '.join(FORMATS)}, got {output_format!r}")
+    if jobs < 0:
+        raise UsageProblem(f"--jobs: expected 0 (all CPUs) or more, got {jobs}")
+    settings = _settings(chosen, config, select, ignore, target)
+    known = [rule.CODE for rule in registered_rules()]
+    for code in (*(settings.select or ()), *settings.ignore):
+        if code != "ALL" and not any(known_code.startswith(code) for known_code in known):
+            raise UsageProblem(f"no rule matches {code!r} (known rules: {', '.join(known)})")
+    return chosen, settings
+
+
+def _execute(
+    paths: Sequence[Path], settings: Settings, *, apply_fixes: bool, unsafe: bool, jobs: int, suppress: bool
+) -> RunResult:
+    rules = select_rules(settings.select, settings.ignore)
+    options = RunOptions(
+        rules=rules,
+        settings=settings,
+        apply_fixes=apply_fixes,
+        unsafe=unsafe or settings.unsafe,
+        jobs=jobs or os.cpu_count() or 1,
+        suppress=suppress,
+    )
+    return run(paths, options)
+
+
+def _write(result: RunResult) -> None:
+    """Write every change, each group of files all-or-nothing; failures become file errors."""
+    groups: dict[int, list[PendingWrite]] = {}
+    for change in result.changes:
+        groups.setdefault(change.group, []).append(PendingWrite(change.absolute, change.new, change.original))
+    failed: set[str] = set()
+    for group in sorted(groups):
+        try:
+            write_atomically(groups[group])
+        except SourceError as error:
+            paths = [change.path for change in result.changes if change.group == group]
+            failed.update(paths)
+            result.errors.append(FileError(paths[0], error.line, error.column, error.message))
+    if failed:
+        result.changes = [change for change in result.changes if change.path not in failed]
+
+
+def _colour(diff: bytes) -> bytes:
+    lines = []
+    for line in diff.splitlines(keepends=True):
+        if line.startswith((b"+++", b"---", b"diff --git", b"new file")):
+            lines.append(b"\x1b[1m" + line.rstrip(b"\n") + b"\x1b[0m\n")
+        elif line.startswith(b"+"):
+            lines.append(b"\x1b[32m" + line.rstrip(b"\n") + b"\x1b[0m\n")
+        elif line.startswith(b"-"):
+            lines.append(b"\x1b[31m" + line.rstrip(b"\n") + b"\x1b[0m\n")
+        elif line.startswith(b"@@"):
+            lines.append(b"\x1b[36m" + line.rstrip(b"\n") + b"\x1b[0m\n")
+        else:
+            lines.append(line)
+    return b"".join(lines)
+
+
+def _emit_diff(result: RunResult) -> None:
+    out = sys.stdout.buffer
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    for change in sorted(result.changes, key=lambda c: c.path):
+        old = change.original.data if change.original is not None else None
+        diff = unified_diff(change.path, old, change.new)
+        out.write(_colour(diff) if colour else diff)
+    out.flush()
+
+
+def _finish(result: RunResult, *, output_format: str, quiet: bool, written: bool, diff: bool = False) -> None:
+    """Print the run: a diff or the report on stdout; errors and the summary on stderr.
+
+    With a diff and the text format, diagnostics go to stderr so that stdout stays a clean patch.
+    """
+    report = render(result, output_format)
+    if diff and output_format == "text":
+        _emit_diff(result)
+        sys.stderr.write(report)
+    elif report:
+        sys.stdout.write(report)
+        sys.stdout.flush()
+    if output_format == "text":
+        for error in result.errors:
+            typer.echo(error_line(error), err=True)
+    if not quiet:
+        typer.echo(summary_line(result, written), err=True)
+
+
+def _exit_code(result: RunResult, *, found: bool, exit_zero: bool) -> int:
+    code = 1 if found and not exit_zero else 0
+    return code | (2 if result.errors else 0)
+
+
+@app.command("apply")
+def apply_command(
+    paths: PathsArgument = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "--diff", help="Write nothing; print a unified diff to stdout.")
+    ] = False,
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 when a fix is available.")] = False,
+    unsafe: Annotated[bool, typer.Option("--unsafe", help="Also apply fixes graded unsafe.")] = False,
+    select: SelectOption = None,
+    ignore: IgnoreOption = None,
+    output_format: FormatOption = "text",
+    target_version: TargetOption = None,
+    config: ConfigOption = None,
+    jobs: JobsOption = 0,
+    no_cache: NoCacheOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+    exit_zero: ExitZeroOption = False,
+    no_suppress: NoSuppressOption = False,
+) -> None:
+    """Fix files in place (or show the fixes with --dry-run)."""
+    chosen, settings = _prepare(paths, output_format, config, select, ignore, target_version, jobs)
+    result = _execute(chosen, settings, apply_fixes=not check, unsafe=unsafe, jobs=jobs, suppress=not no_suppress)
+    writes = not dry_run and not check
+    if writes:
+        _write(result)
+    _finish(result, output_format=output_format, quiet=quiet, written=writes, diff=dry_run)
+    found = bool(result.changes) if check else bool(result.diagnostics)
+    raise typer.Exit(_exit_code(result, found=found, exit_zero=exit_zero))
+
+
+@app.command("check")
+def check_command(
+    paths: PathsArgument = None,
+    unsafe: Annotated[bool, typer.Option("--unsafe", help="Grade unsafe fixes as applicable.")] = False,
+    select: SelectOption = None,
+    ignore: IgnoreOption = None,
+    output_format: FormatOption = "text",
+    target_version: TargetOption = None,
+    config: ConfigOption = None,
+    jobs: JobsOption = 0,
+    no_cache: NoCacheOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+    exit_zero: ExitZeroOption = False,
+    no_suppress: NoSuppressOption = False,
+) -> None:
+    """Report diagnostics; never writes."""
+    chosen, settings = _prepare(paths, output_format, config, select, ignore, target_version, jobs)
+    result = _execute(chosen, settings, apply_fixes=False, unsafe=unsafe, jobs=jobs, suppress=not no_suppress)
+    _finish(result, output_format=output_format, quiet=quiet, written=False)
+    raise typer.Exit(_exit_code(result, found=bool(result.diagnostics), exit_zero=exit_zero))
+
+
+@app.command("rules")
+def rules_command() -> None:
+    """Table of rules: code, name, fix safety, summary."""
+    rules = registered_rules()
+    width = max(len(rule.NAME) for rule in rules)
+    typer.echo(f"{'code':<6}  {'name':<{width}}  {'fix':<6}  summary")
+    for rule in rules:
+        typer.echo(f"{rule.CODE:<6}  {rule.NAME:<{width}}  {rule.FIX:<6}  {rule.SUMMARY}")
+
+
+@app.command("explain")
+def explain_command(code: Annotated[str, typer.Argument(help="A rule code, e.g. DF005.")]) -> None:
+    """A rule's documentation with a before/after example."""
+    wanted = code.strip().upper()
+    for rule in registered_rules():
+        if rule.CODE == wanted or rule.NAME == code.strip():
+            typer.echo(f"{rule.CODE} {rule.NAME} (fix: {rule.FIX})\n")
+            typer.echo(rule.documentation())
+            return
+    known = ", ".join(rule.CODE for rule in registered_rules())
+    raise UsageProblem(f"unknown rule {code!r} (known rules: {known})")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Console-script entry point: returns the exit code."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in arguments or "-v" in arguments
+    try:
+        result = app(args=arguments, prog_name="depfix", standalone_mode=False)
+    except UsageProblem as problem:
+        typer.echo(f"depfix: error: {problem}", err=True)
+        return 2
+    except ConfigError as problem:
+        typer.echo(f"depfix: error: {problem}", err=True)
+        return 2
+    except typer.Exit as done:
+        return done.exit_code
+    except typer.Abort:
+        typer.echo("depfix: aborted", err=True)
+        return 130
+    except typer.TyperException as problem:  # usage errors from the command-line parser
+        context = getattr(problem, "ctx", None)
+        if type(problem).__name__ == "NoArgsIsHelpError" and context is not None:
+            typer.echo(context.get_help(), err=True)
+        else:
+            typer.echo(f"depfix: error: {problem.format_message()}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        typer.echo("depfix: interrupted", err=True)
+        return 130
+    except Exception as error:  # a bug in depfix: one line, the traceback with --verbose
+        typer.echo(f"depfix: internal error: {type(error).__name__}: {error}", err=True)
+        if verbose:
+            traceback.print_exc()
+        return 2
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Which files a run looks at: the ones it may change, and the whole project the index must see.
+
+Directories are walked honouring every `.gitignore` on the way and the configured `exclude` globs
+(gitignore syntax, relative to the project root), skipping virtualenvs and build output. Symlinks are
+never followed: one that points outside the given paths is reported, one inside is skipped (its target
+is visited under its own name).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import pathspec
+
+DEFAULT_EXCLUDES = (
+    ".git",
+    ".hg",
+    ".svn",
+    ".tox",
+    ".nox",
+    ".venv",
+    "venv",
+    ".eggs",
+    "*.egg-info",
+    "build",
+    "dist",
+    "node_modules",
+    "site-packages",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".depfix_cache",
+)
+ROOT_MARKERS = ("pyproject.toml", ".git", "setup.py", "setup.cfg")
+
+
+@dataclass
+class Discovery:
+    root: Path
+    targets: list[Path] = field(default_factory=list)
+    """Files the run reports on and may change, sorted and de-duplicated (absolute)."""
+    project: list[Path] = field(default_factory=list)
+    """Every Python file of the project, for the index (absolute, sorted)."""
+    problems: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def find_project_root(paths: Sequence[Path]) -> Path:
+    """The nearest directory above the given paths that holds a pyproject.toml or .git."""
+    resolved = [path.resolve() for path in paths]
+    common = Path(os.path.commonpath([str(p) for p in resolved]))
+    start = common if common.is_dir() else common.parent
+    for candidate in [start, *start.parents]:
+        if any((candidate / marker).exists() for marker in ROOT_MARKERS):
+            return candidate
+    return start
+
+
+def _is_virtualenv(directory: Path) -> bool:
+    return (directory / "pyvenv.cfg").is_file()
+
+
+class _Walker:
+    def __init__(self, root: Path, exclude: Sequence[str]) -> None:
+        self.root = root
+        self.exclude = pathspec.GitIgnoreSpec.from_lines([*DEFAULT_EXCLUDES, *exclude])
+        self.user_exclude = pathspec.GitIgnoreSpec.from_lines(list(exclude))
+        self.problems: list[tuple[Path, str]] = []
+
+    def relative(self, path: Path) -> Optional[str]:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return None
+
+    def excluded(self, path: Path, is_dir: bool, ignores: list[tuple[Path, pathspec.PathSpec]]) -> bool:
+        relative = self.relative(path)
+        if relative is not None:
+            candidate = relative + "/" if is_dir else relative
+            if self.exclude.match_file(candidate):
+                return True
+        for base, spec in ignores:
+            try:
+                inner = path.relative_to(base).as_posix()
+            except ValueError:
+                continue
+            if spec.match_file(inner + "/" if is_dir else inner):
+                return True
+        return False
+
+    def gitignores(self, directory: Path) -> list[tuple[Path, pathspec.PathSpec]]:
+        """The .gitignore files that apply inside `directory`, from the project root down."""
+        found = []
+        chain = [directory, *directory.parents]
+        for candidate in reversed(chain):
+            if candidate != self.root and self.root not in candidate.parents:
+                continue
+            ignore = candidate / ".gitignore"
+            if ignore.is_file():
+                found.append((candidate, self._load(ignore)))
+        return found
+
+    def _load(self, ignore: Path) -> pathspec.PathSpec:
+        try:
+            lines = ignore.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            lines = []
+        return pathspec.GitIgnoreSpec.from_lines(lines)
+
+    def walk(self, top: Path, inside: Sequence[Path], report: bool = True) -> Iterator[Path]:
+        """Python files below `top`; `inside` are the trees symlinks may point into.
+
+        With `report`, unreadable directories and symlinks out of `inside` become problems.
+        """
+        ignores = self.gitignores(top)
+        stack: list[tuple[Path, list[tuple[Path, pathspec.PathSpec]]]] = [(top, ignores)]
+        while stack:
+            directory, active = stack.pop()
+            try:
+                entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+            except OSError as error:
+                if report:
+                    message = f"cannot list directory: {error.strerror or error}"
+                    self.problems.append((directory, message))
+                continue
+            children = []
+            for entry in entries:
+                path = Path(entry.path)
+                if entry.is_symlink():
+                    if report:
+                        self._symlink(path, inside)
+                    continue
+                is_dir = entry.is_dir(follow_symlinks=False)
+                if self.excluded(path, is_dir, active):
+                    continue
+                if is_dir:
+                    if _is_virtualenv(path):
+                        continue
+                    nested = active
+                    if (path / ".gitignore").is_file():
+                        nested = [*active, (path, self._load(path / ".gitignore"))]
+                    children.append((path, nested))
+                elif entry.name.endswith(".py"):
+                    yield path
+            stack.extend(reversed(children))
+
+    def _symlink(self, path: Path, inside: Sequence[Path]) -> None:
+        if not path.name.endswith(".py") and not path.is_dir():
+            return
+        target = Path(os.path.realpath(path))
+        if not any(target == tree or tree in target.parents for tree in inside):
+            self.problems.append((path, "symlink points outside the given paths; not followed"))
+
+
+def discover(
+    paths: Sequence[Path], exclude: Sequence[str] = (), root: Optional[Path] = None
+) -> Discovery:
+    """Find the files to check under `paths` and the project files the index covers."""
+    absolute = [Path(os.path.abspath(path)) for path in paths]
+    root = root or find_project_root(absolute)
+    walker = _Walker(root, exclude)
+    resolved_trees = [Path(os.path.realpath(path)) for path in absolute]
+    targets: set[Path] = set()
+    for path in absolute:
+        if path.is_symlink():
+            walker._symlink(path, [Path(os.path.realpath(p)) for p in absolute if p != path])
+            continue
+        if path.is_dir():
+            targets.update(walker.walk(path, resolved_trees))
+        elif not _explicitly_excluded(walker, path):
+            targets.add(path)
+    project: set[Path] = set(targets)
+    if root.is_dir():
+        project.update(walker.walk(root, [root], report=False))
+    walker.problems = sorted(set(walker.problems))
+    return Discovery(root=root, targets=sorted(targets), project=sorted(project), problems=walker.problems)
+
+
+def _explicitly_excluded(walker: _Walker, path: Path) -> bool:
+    relative = walker.relative(path)
+    return relative is not None and walker.user_exclude.match_file(relative)

@@ -1,0 +1,511 @@
+"""Runs the selected rules over a project and produces diagnostics and new file contents.
+
+Phase 1 reads every project file once, parses it with `ast` and extracts facts (in parallel). The parent
+merges them into the index in path order. Project rules then plan cross-file changesets, which are
+applied to an in-memory overlay. Phase 2 parses with libcst only the target files some rule can act on
+(byte needles, then the index) and runs every selected rule in one traversal. Nothing is written here:
+the caller decides whether to write, diff or only report.
+"""
+
+from __future__ import annotations
+
+import ast
+import multiprocessing
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, TypeVar
+
+import libcst as cst
+from libcst.codemod import CodemodContext
+from libcst.codemod.visitors import AddImportsVisitor
+from libcst.metadata import MetadataWrapper
+
+from depfix.config import Settings
+from depfix.discovery import discover
+from depfix.facts import FileFacts, extract_facts
+from depfix.index import ProjectIndex
+from depfix.io import SourceError, SourceFile, decode_source, read_source
+from depfix.modules import module_names
+from depfix.rules import SAFE, FileContext, FileRule, Finding, ProjectRule, Rule, Span
+from depfix.suppress import NEEDLE as SUPPRESS_NEEDLE
+from depfix.suppress import parse_suppressions
+
+MAX_PASSES = 4
+SERIAL_BELOW = 48
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class FixInfo:
+    safety: str
+    applied: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    path: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    code: str
+    name: str
+    message: str
+    fix: Optional[FixInfo] = None
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return self.path, self.line, self.column, self.code
+
+
+@dataclass(frozen=True)
+class FileError:
+    path: str
+    line: Optional[int]
+    column: Optional[int]
+    message: str
+
+
+@dataclass
+class FileOutcome:
+    path: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+    new_data: Optional[bytes] = None
+    original: Optional[SourceFile] = None
+    fixes: int = 0
+
+
+@dataclass
+class Change:
+    """A file the run rewrites (`old` is None for a file it creates)."""
+
+    path: str
+    absolute: Path
+    original: Optional[SourceFile]
+    new: bytes
+    group: int
+    """Changes with the same group are written all-or-nothing."""
+
+
+@dataclass
+class RunResult:
+    files_scanned: int = 0
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    fixes: int = 0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    rules: Sequence[Rule]
+    settings: Settings
+    apply_fixes: bool = True
+    """Whether fixes count as applied (apply and dry-run) or only as available (check)."""
+    unsafe: bool = False
+    jobs: int = 1
+    suppress: bool = True
+    root: Optional[Path] = None
+
+
+@dataclass
+class _Job:
+    absolute: str
+    path: str
+    module: str
+    aliases: list[str]
+    is_package: bool
+
+
+def display_path(path: Path, cwd: Path) -> str:
+    try:
+        return os.path.relpath(path, cwd).replace(os.sep, "/")
+    except ValueError:  # another drive on Windows
+        return path.as_posix()
+
+
+# ---- phase 1: facts ---------------------------------------------------------------------------
+def _extract(job: _Job, data: Optional[bytes] = None) -> tuple[Optional[FileFacts], Optional[FileError]]:
+    try:
+        if data is None:
+            data = read_source(Path(job.absolute)).data
+        text = decode_source(Path(job.path), data)
+        tree = ast.parse(text, filename=job.path)
+    except SourceError as error:
+        return None, FileError(job.path, error.line, error.column, error.message)
+    except SyntaxError as error:
+        return None, FileError(job.path, error.lineno, error.offset, f"syntax error: {error.msg}")
+    except (ValueError, RecursionError, MemoryError) as error:
+        return None, FileError(job.path, None, None, f"cannot parse: {error}")
+    return extract_facts(job.path, job.module, job.is_package, tree, text), None
+
+
+# ---- phase 2: rules ---------------------------------------------------------------------------
+@dataclass
+class _State:
+    index: ProjectIndex
+    options: RunOptions
+    overlay: dict[str, bytes]
+    jobs: dict[str, _Job]
+
+
+_STATE: Optional[_State] = None
+
+
+def _rule_name(code: str, rules: Sequence[Rule]) -> str:
+    return next((rule.NAME for rule in rules if rule.CODE == code), code)
+
+
+def _process(path: str) -> FileOutcome:
+    assert _STATE is not None
+    return process_file(path, _STATE.index, _STATE.options, _STATE.overlay, _STATE.jobs[path])
+
+
+def _fixable(finding: Finding, unsafe: bool) -> bool:
+    return finding.replacement is not None and (finding.safety == SAFE or unsafe)
+
+
+def _non_overlapping(findings: Iterable[Finding]) -> tuple[list[Finding], int]:
+    accepted: list[Finding] = []
+    dropped = 0
+    for finding in sorted(findings, key=lambda f: (f.span.line, f.span.column)):
+        if any(_overlaps(finding.span, other.span) for other in accepted):
+            dropped += 1
+        else:
+            accepted.append(finding)
+    return accepted, dropped
+
+
+def _overlaps(a: Span, b: Span) -> bool:
+    return (a.line, a.column) < (b.end_line, b.end_column) and (b.line, b.column) < (
+        a.end_line,
+        a.end_column,
+    )
+
+
+class _ReplaceNodes(cst.CSTTransformer):
+    def __init__(self, replacements: dict[cst.CSTNode, cst.CSTNode]) -> None:
+        super().__init__()
+        self.replacements = replacements
+
+    def on_leave(self, original_node: Any, updated_node: Any) -> Any:
+        return self.replacements.get(original_node, updated_node)
+
+
+def _run_rules(
+    module: cst.Module, rules: Sequence[type[FileRule]], context: FileContext
+) -> list[Finding]:
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    visitors = [rule(context) for rule in rules]
+    wrapper.visit_batched(visitors)
+    return list(context.findings)
+
+
+def _enclosing_def_lines(facts: FileFacts, line: int) -> tuple[int, ...]:
+    return tuple(
+        fact.line for fact in facts.functions.values() if fact.line <= line <= fact.end_line
+    )
+
+
+def process_file(
+    path: str, index: ProjectIndex, options: RunOptions, overlay: dict[str, bytes], job: _Job
+) -> FileOutcome:
+    """Run the file rules on one file; return its diagnostics and, when fixed, its new bytes."""
+    outcome = FileOutcome(path)
+    facts = index.file(path)
+    if facts is None:
+        return outcome
+    if path in overlay and not os.path.lexists(job.absolute):
+        data = overlay[path]  # a file a changeset creates
+    else:
+        try:
+            outcome.original = read_source(Path(job.absolute))
+        except SourceError as error:
+            outcome.errors.append(FileError(path, error.line, error.column, error.message))
+            return outcome
+        data = overlay.get(path, outcome.original.data)
+    rules = [
+        rule
+        for rule in options.rules
+        if issubclass(rule, FileRule)
+        and (not rule.NEEDLES or any(needle in data for needle in rule.NEEDLES))
+        and rule.wants(facts, index)
+    ]
+    if not rules:
+        return outcome
+    suppressions = parse_suppressions(data.decode("utf-8", "replace")) if SUPPRESS_NEEDLE in data else None
+    if suppressions is not None and options.suppress and suppressions.skip_file:
+        return outcome
+    try:
+        module = cst.parse_module(data)
+    except cst.ParserSyntaxError as error:
+        outcome.errors.append(
+            FileError(path, error.raw_line, error.raw_column + 1, f"libcst cannot parse: {error.message}")
+        )
+        return outcome
+    except (RecursionError, MemoryError) as error:
+        outcome.errors.append(FileError(path, None, None, f"libcst cannot parse: {error!r}"))
+        return outcome
+
+    def kept(finding: Finding) -> bool:
+        if suppressions is None or not options.suppress:
+            return True
+        return not suppressions.ignores(
+            finding.code, finding.span.line, _enclosing_def_lines(facts, finding.span.line)
+        )
+
+    original = module
+    current_index = index
+    first_findings: list[Finding] = []
+    applied: set[int] = set()
+    for attempt in range(MAX_PASSES):
+        context = FileContext(path, current_index.file(path) or facts, current_index, options.settings)
+        findings = [f for f in _run_rules(module, rules, context) if kept(f)]
+        if attempt == 0:
+            first_findings = findings
+        fixable = [f for f in findings if _fixable(f, options.unsafe)]
+        accepted, dropped = _non_overlapping(fixable)
+        if not accepted:
+            break
+        module = cst.ensure_type(
+            module.visit(_ReplaceNodes({f.node: f.replacement for f in accepted if f.node and f.replacement})),
+            cst.Module,
+        )
+        if context.imports:
+            module = _add_imports(module, context.imports)
+        outcome.fixes += len(accepted)
+        if attempt == 0:
+            applied.update(id(f) for f in accepted)
+        if not dropped:
+            break
+        new_facts, _ = _extract(job, module.bytes)
+        if new_facts is None:
+            break
+        current_index = current_index.with_file(new_facts)
+    if module is not original:
+        new_data = module.bytes
+        problem = _unparsable(path, new_data)
+        if problem is not None:
+            outcome.errors.append(problem)
+            outcome.fixes = 0
+            applied.clear()
+        elif new_data != data:
+            outcome.new_data = new_data
+    for finding in first_findings:
+        fix = None
+        if finding.replacement is not None and finding.safety is not None:
+            fix = FixInfo(finding.safety, id(finding) in applied and options.apply_fixes, finding.reason)
+        message = finding.message
+        if finding.replacement is None and finding.reason:
+            message = f"{message} (no fix: {finding.reason})"
+        span = finding.span
+        outcome.diagnostics.append(
+            Diagnostic(
+                path,
+                span.line,
+                span.column,
+                span.end_line,
+                span.end_column,
+                finding.code,
+                _rule_name(finding.code, options.rules),
+                message,
+                fix,
+            )
+        )
+    return outcome
+
+
+def _add_imports(module: cst.Module, imports: list[tuple[str, Optional[str], Optional[str]]]) -> cst.Module:
+    context = CodemodContext()
+    for module_name, name, alias in imports:
+        AddImportsVisitor.add_needed_import(context, module_name, name, alias)
+    return AddImportsVisitor(context).transform_module(module)
+
+
+def _unparsable(path: str, data: bytes) -> Optional[FileError]:
+    try:
+        compile(data, path, "exec", dont_inherit=True, flags=ast.PyCF_ONLY_AST)
+    except (SyntaxError, ValueError) as error:
+        line = getattr(error, "lineno", None)
+        return FileError(
+            path, line, None, f"internal error: a fix produced code that does not parse ({error}); file left unchanged"
+        )
+    return None
+
+
+# ---- orchestration ----------------------------------------------------------------------------
+def _map(function: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
+    if jobs <= 1 or len(items) < SERIAL_BELOW or "fork" not in multiprocessing.get_all_start_methods():
+        return [function(item) for item in items]
+    context = multiprocessing.get_context("fork")
+    chunk = max(1, len(items) // (jobs * 8))
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        return list(pool.map(function, items, chunksize=chunk))
+
+
+def _extract_job(job: _Job) -> tuple[Optional[FileFacts], Optional[FileError]]:
+    return _extract(job)
+
+
+def _jobs_for(files: Sequence[Path], root: Path, cwd: Path) -> list[_Job]:
+    relative = {}
+    for path in files:
+        try:
+            relative[path] = path.relative_to(root).as_posix()
+        except ValueError:
+            relative[path] = path.name
+    package_dirs = frozenset(
+        rel.rsplit("/", 1)[0] if "/" in rel else "" for rel in relative.values() if rel.endswith("__init__.py")
+    )
+    jobs = []
+    for path in files:
+        module, aliases = module_names(relative[path], package_dirs)
+        jobs.append(
+            _Job(str(path), display_path(path, cwd), module, aliases, path.name == "__init__.py")
+        )
+    return jobs
+
+
+def build_index(jobs: Sequence[_Job], facts: Iterable[FileFacts]) -> ProjectIndex:
+    aliases = {alias: job.path for job in jobs for alias in job.aliases}
+    return ProjectIndex(facts, aliases)
+
+
+def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) -> RunResult:
+    """Check (and compute fixes for) every file under `paths`, using the whole project for the index."""
+    global _STATE
+    cwd = cwd or Path.cwd()
+    found = discover(paths, options.settings.exclude, options.root)
+    result = RunResult()
+    for problem_path, message in found.problems:
+        result.errors.append(FileError(display_path(problem_path, cwd), None, None, message))
+    jobs = _jobs_for(found.project, found.root, cwd)
+    by_path = {job.path: job for job in jobs}
+    target_paths = [display_path(path, cwd) for path in found.targets]
+    target_set = set(target_paths)
+    extracted = _map(_extract_job, jobs, options.jobs)
+    facts_list = []
+    for job, (facts, error) in zip(jobs, extracted):
+        if facts is not None:
+            facts_list.append(facts)
+        elif error is not None and job.path in target_set:
+            result.errors.append(error)
+    index = build_index(jobs, facts_list)
+    overlay: dict[str, bytes] = {}
+    created: set[str] = set()
+    groups: dict[str, int] = {}
+    project_rules = [rule for rule in options.rules if issubclass(rule, ProjectRule)]
+    if project_rules:
+        touched = _plan_projects(project_rules, index, options, by_path, overlay, groups, result, cwd, found.root)
+        created = {path for path in touched if path not in by_path}
+        if touched:
+            new_files = [Path(os.path.abspath(cwd / path)) for path in sorted(created)]
+            jobs = _jobs_for(sorted({*found.project, *new_files}), found.root, cwd)
+            by_path = {job.path: job for job in jobs}
+            facts_by_path = {facts.path: facts for facts in facts_list}
+            for path in sorted(touched):
+                new_facts, error = _extract(by_path[path], overlay[path])
+                if new_facts is not None:
+                    facts_by_path[path] = new_facts
+                elif error is not None:
+                    result.errors.append(error)
+            index = build_index(jobs, facts_by_path.values())
+            target_paths.extend(sorted(created))
+    result.files_scanned = len(target_paths)
+    _STATE = _State(index, options, overlay, by_path)
+    try:
+        outcomes = _map(_process, [p for p in target_paths if p in by_path], options.jobs)
+    finally:
+        _STATE = None
+    originals: dict[str, Optional[SourceFile]] = {}
+    for outcome in outcomes:
+        result.diagnostics.extend(outcome.diagnostics)
+        result.errors.extend(outcome.errors)
+        result.fixes += outcome.fixes
+        originals[outcome.path] = outcome.original
+        if outcome.new_data is not None:
+            overlay[outcome.path] = outcome.new_data
+    for number, path in enumerate(sorted(overlay)):
+        job = by_path[path]
+        original = None if path in created else originals.get(path)
+        if original is None and path not in created:
+            try:
+                original = read_source(Path(job.absolute))
+            except SourceError as error:
+                result.errors.append(FileError(path, error.line, error.column, error.message))
+                continue
+        if original is None or original.data != overlay[path]:
+            group = groups.get(path, -1 - number)
+            result.changes.append(Change(path, Path(job.absolute), original, overlay[path], group))
+    result.diagnostics.sort(key=Diagnostic.sort_key)
+    result.errors.sort(key=lambda e: (e.path, e.line or 0, e.column or 0, e.message))
+    return result
+
+
+def _plan_projects(
+    project_rules: Sequence[Rule],
+    index: ProjectIndex,
+    options: RunOptions,
+    by_path: dict[str, _Job],
+    overlay: dict[str, bytes],
+    groups: dict[str, int],
+    result: RunResult,
+    cwd: Path,
+    root: Path,
+) -> set[str]:
+    """Run project rules and apply their changesets to `overlay`; return the paths they touched.
+
+    A changeset is taken whole or not at all: one that touches a file an earlier changeset touched,
+    or a path outside the project, is reported without being applied.
+    """
+    sources = _SourceView(by_path, overlay)
+    touched: set[str] = set()
+    for group, rule in enumerate(project_rules):
+        assert issubclass(rule, ProjectRule)
+        for finding in rule(index, options.settings, sources).plan():
+            changeset = finding.changeset
+            fix = None
+            if changeset is not None and finding.safety is not None:
+                wanted = finding.safety == SAFE or options.unsafe
+                conflict = any(path in touched for path in changeset.files)
+                outside = [p for p in changeset.files if not _inside(cwd / p, root)]
+                applied = wanted and not conflict and not outside
+                if applied:
+                    for path, data in changeset.files.items():
+                        overlay[path] = data
+                        touched.add(path)
+                        groups[path] = group
+                    result.fixes += 1
+                fix = FixInfo(finding.safety, applied and options.apply_fixes, finding.reason)
+            span = finding.span
+            result.diagnostics.append(
+                Diagnostic(finding.path, span.line, span.column, span.end_line, span.end_column,
+                           finding.code, rule.NAME, finding.message, fix)
+            )
+    return touched
+
+
+def _inside(path: Path, root: Path) -> bool:
+    resolved = Path(os.path.abspath(path))
+    return resolved == root or root in resolved.parents
+
+
+class _SourceView(dict):  # type: ignore[type-arg]
+    """Read-only bytes of project files by display path, overlay first, loaded lazily."""
+
+    def __init__(self, jobs: dict[str, _Job], overlay: dict[str, bytes]) -> None:
+        super().__init__()
+        self._jobs = jobs
+        self._overlay = overlay
+
+    def __missing__(self, path: str) -> bytes:
+        if path in self._overlay:
+            return self._overlay[path]
+        data = read_source(Path(self._jobs[path].absolute)).data
+        self[path] = data
+        return data

@@ -1,0 +1,658 @@
+"""The cheap per-file pass: what one module defines, imports, routes and injects.
+
+It uses the standard library's `ast` (an order of magnitude faster than libcst) and returns small
+picklable facts. Names are already mapped through the file's own imports and scopes; resolving them
+across files is the index's job (`depfix.index`).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+from depfix.values import LAMBDA, LITERAL, UNKNOWN, Attr, Call, Lambda, Literal, Name, Value
+
+ROUTE_METHODS = frozenset(
+    {"get", "post", "put", "patch", "delete", "options", "head", "trace", "api_route", "websocket"}
+)
+ROUTE_REGISTRATIONS = frozenset({"add_api_route", "add_api_websocket_route"})
+MARKER_NAMES = frozenset({"Depends", "Security"})
+TYPE_CHECKING_NAMES = frozenset({"TYPE_CHECKING", "typing.TYPE_CHECKING", "typing_extensions.TYPE_CHECKING"})
+ANNOTATED_NAMES = frozenset({"typing.Annotated", "typing_extensions.Annotated"})
+DEPENDENCIES_KEYWORD = "dependencies"
+
+Position = tuple[int, int]
+"""1-based line and 1-based character column."""
+
+
+@dataclass(frozen=True)
+class ImportFact:
+    """`import target` or `from target import names`, with where it runs."""
+
+    target: str
+    names: tuple[str, ...]
+    kind: str  # "eager", "local" (inside a function) or "type_checking"
+    line: int
+    star: bool = False
+
+
+@dataclass(frozen=True)
+class ParamFact:
+    name: str
+    kind: str  # "posonly", "normal", "vararg", "kwonly", "kwarg"
+    annotation: Optional[Value]
+    has_default: bool
+    injected: bool  # has a Depends/Security default or an Annotated[..., Depends()] annotation
+
+
+@dataclass(frozen=True)
+class FunctionFact:
+    module: str
+    qualname: str
+    line: int
+    column: int
+    end_line: int
+    is_async: bool
+    is_generator: bool
+    decorators: tuple[Value, ...]
+    returns: Optional[Value]
+    return_values: tuple[Value, ...]
+    params: tuple[ParamFact, ...]
+    class_qualname: Optional[str]
+
+    @property
+    def name(self) -> str:
+        return self.qualname.rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class ClassFact:
+    module: str
+    qualname: str
+    line: int
+    bases: tuple[Value, ...]
+    methods: frozenset[str]
+
+
+@dataclass(frozen=True)
+class RouteFact:
+    """A function registered on something that may be a FastAPI app or router."""
+
+    owner: Value
+    method: str
+    endpoint: Value
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class DependencyRefFact:
+    """A `Depends(...)`/`Security(...)` call: where it is, what it injects, in which context."""
+
+    marker: Name
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    target: Optional[Value]  # None for `Depends()`
+    target_is_call: bool  # `Depends(f())`: the dependency is the result of a call
+    call_has_args: bool
+    context: str  # "default", "annotated", "alias", "dependencies", "other"
+    function: Optional[str]  # qualname of the function whose parameter it is
+    parameter: Optional[str]
+    annotation: Optional[Value]  # the parameter's type, for `Depends()` without argument
+    in_string: bool = False
+
+
+@dataclass(frozen=True)
+class OverrideFact:
+    """`app.dependency_overrides[key] = value`."""
+
+    key: Value
+    value: Value
+    line: int
+
+
+@dataclass
+class FileFacts:
+    path: str
+    module: str
+    is_package: bool
+    imports: list[ImportFact] = field(default_factory=list)
+    bindings: dict[str, Value] = field(default_factory=dict)
+    rebound: set[str] = field(default_factory=set)
+    star_imports: list[str] = field(default_factory=list)
+    functions: dict[str, FunctionFact] = field(default_factory=dict)
+    classes: dict[str, ClassFact] = field(default_factory=dict)
+    routes: list[RouteFact] = field(default_factory=list)
+    dependency_refs: list[DependencyRefFact] = field(default_factory=list)
+    overrides: list[OverrideFact] = field(default_factory=list)
+    calls: dict[str, list[Position]] = field(default_factory=dict)
+    all_names: Optional[tuple[str, ...]] = None
+
+
+def resolve_relative(module: str, is_package: bool, level: int, target: Optional[str]) -> str:
+    """The absolute module named by `from <level dots><target> import ...` inside `module`."""
+    if level == 0:
+        return target or ""
+    parts = module.split(".")
+    if not is_package:
+        parts = parts[:-1]
+    if level > 1:
+        parts = parts[: len(parts) - (level - 1)] if level - 1 <= len(parts) else []
+    if target:
+        parts.append(target)
+    return ".".join(parts)
+
+
+class _Scope:
+    def __init__(self, kind: str, qualname: str) -> None:
+        self.kind = kind  # "module", "class", "function"
+        self.qualname = qualname
+        self.bindings: dict[str, Value] = {}
+
+
+class _Extractor(ast.NodeVisitor):
+    def __init__(self, facts: FileFacts, lines: Sequence[str]) -> None:
+        self.facts = facts
+        self.lines = lines
+        self.scopes: list[_Scope] = [_Scope("module", "")]
+        self.type_checking_depth = 0
+        self.conditional_depth = 0
+        self.marker_args: set[int] = set()
+        self.string_annotation = False
+
+    # ---- positions and names --------------------------------------------------------------
+    def column(self, line: int, byte_offset: int) -> int:
+        if 0 < line <= len(self.lines):
+            text = self.lines[line - 1]
+            if not text.isascii():
+                return len(text.encode("utf-8")[:byte_offset].decode("utf-8", "ignore")) + 1
+        return byte_offset + 1
+
+    def start(self, node: ast.expr | ast.stmt) -> Position:
+        return node.lineno, self.column(node.lineno, node.col_offset)
+
+    def end(self, node: ast.expr | ast.stmt) -> Position:
+        line = node.end_lineno or node.lineno
+        return line, self.column(line, node.end_col_offset or 0)
+
+    def qualname(self, name: str) -> str:
+        scope = self.scopes[-1]
+        if scope.kind == "module":
+            return name
+        if scope.kind == "class":
+            return f"{scope.qualname}.{name}"
+        return f"{scope.qualname}.<locals>.{name}"
+
+    def lookup(self, name: str) -> Value:
+        innermost = self.scopes[-1]
+        for scope in reversed(self.scopes):
+            if scope.kind == "class" and scope is not innermost:
+                continue
+            if name in scope.bindings:
+                return scope.bindings[name]
+        return Name(f"builtins.{name}")
+
+    def value(self, node: Optional[ast.expr]) -> Value:
+        if node is None:
+            return UNKNOWN
+        if isinstance(node, ast.Name):
+            return self.lookup(node.id)
+        if isinstance(node, ast.Attribute):
+            base = self.value(node.value)
+            if isinstance(base, Name):
+                return Name(f"{base.qname}.{node.attr}")
+            return Attr(base, node.attr)
+        if isinstance(node, ast.Call):
+            return Call(self.value(node.func))
+        if isinstance(node, ast.Lambda):
+            return LAMBDA
+        if isinstance(node, (ast.Constant, ast.JoinedStr, ast.Dict, ast.List, ast.Set, ast.Tuple)):
+            return LITERAL
+        if isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp)):
+            return LITERAL
+        return UNKNOWN
+
+    def annotation(self, node: Optional[ast.expr]) -> Optional[Value]:
+        """The type an annotation names, looking through `Annotated[T, ...]` and string annotations."""
+        if node is None:
+            return None
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            parsed = _parse_string_expression(node.value)
+            return self.annotation(parsed) if parsed is not None else UNKNOWN
+        if isinstance(node, ast.Subscript):
+            base = self.value(node.value)
+            if isinstance(base, Name) and base.qname in ANNOTATED_NAMES:
+                inner = node.slice
+                if isinstance(inner, ast.Tuple) and inner.elts:
+                    return self.annotation(inner.elts[0])
+            return base  # a generic alias is named by its origin: `dict[str, int]` -> dict
+        if isinstance(node, ast.Constant) and node.value is None:
+            return Name("builtins.None")
+        return self.value(node)
+
+    def bind(self, name: str, value: Value) -> None:
+        scope = self.scopes[-1]
+        if scope.kind == "module":
+            if name in scope.bindings or self.conditional_depth:
+                self.facts.rebound.add(name)
+            self.facts.bindings[name] = value
+            scope.bindings[name] = Name(f"{self.facts.module}.{name}")
+        else:
+            scope.bindings[name] = value
+
+    def record_call(self, node: ast.Call) -> None:
+        func = self.value(node.func)
+        if isinstance(func, Name) and not func.qname.startswith("builtins."):
+            self.facts.calls.setdefault(func.qname, []).append(self.start(node))
+
+    # ---- imports ----------------------------------------------------------------------------
+    def import_kind(self) -> str:
+        if self.type_checking_depth:
+            return "type_checking"
+        if any(scope.kind == "function" for scope in self.scopes):
+            return "local"
+        return "eager"
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self.facts.imports.append(ImportFact(alias.name, (), self.import_kind(), node.lineno))
+            if alias.asname:
+                self.bind(alias.asname, Name(alias.name))
+            else:
+                top = alias.name.split(".")[0]
+                self.bind(top, Name(top))
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        target = resolve_relative(self.facts.module, self.facts.is_package, node.level, node.module)
+        names = tuple(alias.name for alias in node.names)
+        star = names == ("*",)
+        self.facts.imports.append(ImportFact(target, names, self.import_kind(), node.lineno, star))
+        if star:
+            if self.scopes[-1].kind == "module":
+                self.facts.star_imports.append(target)
+            return
+        for alias in node.names:
+            self.bind(alias.asname or alias.name, Name(f"{target}.{alias.name}" if target else alias.name))
+
+    # ---- definitions ------------------------------------------------------------------------
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self.function(node, is_async=False)
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+        self.function(node, is_async=True)
+
+    def function(self, node: Union[ast.FunctionDef, ast.AsyncFunctionDef], is_async: bool) -> None:
+        for decorator in node.decorator_list:
+            self.visit(decorator)
+        qualname = self.qualname(node.name)
+        enclosing = self.scopes[-1]
+        class_qualname = enclosing.qualname if enclosing.kind == "class" else None
+        params = self.parameters(node, qualname)
+        decorators = tuple(self.value(d.func if isinstance(d, ast.Call) else d) for d in node.decorator_list)
+        for decorator in node.decorator_list:
+            self.route_decorator(decorator, qualname, node)
+        returns = self.annotation(node.returns)
+        if node.returns is not None:
+            self.visit(node.returns)
+        self.bind(node.name, Name(f"{self.facts.module}.{qualname}"))
+        scope = _Scope("function", qualname)
+        for param in params:
+            scope.bindings[param.name] = Call(param.annotation) if param.annotation else UNKNOWN
+        self.scopes.append(scope)
+        for statement in node.body:
+            self.visit(statement)
+        return_values = tuple(self.return_value(r) for r in _own_nodes(node.body, ast.Return))
+        self.scopes.pop()
+        self.facts.functions[qualname] = FunctionFact(
+            module=self.facts.module,
+            qualname=qualname,
+            line=node.lineno,
+            column=self.column(node.lineno, node.col_offset),
+            end_line=node.end_lineno or node.lineno,
+            is_async=is_async,
+            is_generator=any(True for _ in _own_nodes(node.body, (ast.Yield, ast.YieldFrom))),
+            decorators=decorators,
+            returns=returns,
+            return_values=return_values,
+            params=params,
+            class_qualname=class_qualname,
+        )
+
+    def return_value(self, node: ast.Return) -> Value:
+        if node.value is None:
+            return LITERAL
+        value = self.value(node.value)
+        if isinstance(node.value, ast.Name) and isinstance(value, Name):
+            local = self.scopes[-1].qualname + ".<locals>."
+            if value.qname.startswith(f"{self.facts.module}.{local}"):
+                return LAMBDA
+        return value
+
+    def parameters(
+        self, node: Union[ast.FunctionDef, ast.AsyncFunctionDef], qualname: str
+    ) -> tuple[ParamFact, ...]:
+        args = node.args
+        positional = [*args.posonlyargs, *args.args]
+        defaults: list[Optional[ast.expr]] = [None] * (len(positional) - len(args.defaults))
+        defaults += list(args.defaults)
+        entries: list[tuple[ast.arg, str, Optional[ast.expr]]] = []
+        for index, arg in enumerate(positional):
+            kind = "posonly" if index < len(args.posonlyargs) else "normal"
+            entries.append((arg, kind, defaults[index]))
+        if args.vararg:
+            entries.append((args.vararg, "vararg", None))
+        for arg, default in zip(args.kwonlyargs, args.kw_defaults):
+            entries.append((arg, "kwonly", default))
+        if args.kwarg:
+            entries.append((args.kwarg, "kwarg", None))
+        params = []
+        for arg, kind, default in entries:
+            annotation = self.annotation(arg.annotation)
+            injected = False
+            if arg.annotation is not None:
+                injected = self.visit_annotation(arg.annotation, qualname, arg.arg, annotation)
+            if default is not None:
+                injected = self.visit_default(default, qualname, arg.arg, annotation) or injected
+            params.append(ParamFact(arg.arg, kind, annotation, default is not None, injected))
+        return tuple(params)
+
+    def visit_annotation(
+        self, node: ast.expr, function: str, parameter: str, annotation: Optional[Value]
+    ) -> bool:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            parsed = _parse_string_expression(node.value)
+            if parsed is None:
+                return False
+            before = len(self.facts.dependency_refs)
+            previous, self.string_annotation = self.string_annotation, True
+            ast.copy_location(parsed, node)
+            for child in ast.walk(parsed):
+                ast.copy_location(child, node)
+            self.visit_annotation(parsed, function, parameter, annotation)
+            self.string_annotation = previous
+            return len(self.facts.dependency_refs) > before
+        if isinstance(node, ast.Subscript):
+            base = self.value(node.value)
+            if isinstance(base, Name) and base.qname in ANNOTATED_NAMES and isinstance(node.slice, ast.Tuple):
+                found = False
+                self.visit(node.slice.elts[0])
+                for extra in node.slice.elts[1:]:
+                    if isinstance(extra, ast.Call) and self.marker(extra) is not None:
+                        self.dependency_ref(extra, "annotated", function, parameter, annotation)
+                        found = True
+                    else:
+                        self.visit(extra)
+                return found
+        self.visit(node)
+        return False
+
+    def visit_default(
+        self, node: ast.expr, function: str, parameter: str, annotation: Optional[Value]
+    ) -> bool:
+        if isinstance(node, ast.Call) and self.marker(node) is not None:
+            self.dependency_ref(node, "default", function, parameter, annotation)
+            return True
+        self.visit(node)
+        return False
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        for decorator in node.decorator_list:
+            self.visit(decorator)
+        for base in node.bases:
+            self.visit(base)
+        for keyword in node.keywords:
+            self.visit(keyword.value)
+        qualname = self.qualname(node.name)
+        bases = tuple(self.value(base) for base in node.bases)
+        self.bind(node.name, Name(f"{self.facts.module}.{qualname}"))
+        self.scopes.append(_Scope("class", qualname))
+        for statement in node.body:
+            self.visit(statement)
+        self.scopes.pop()
+        methods = frozenset(
+            statement.name
+            for statement in node.body
+            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef))
+        )
+        self.facts.classes[qualname] = ClassFact(self.facts.module, qualname, node.lineno, bases, methods)
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self.scopes.append(_Scope("function", self.qualname("<lambda>")))
+        self.generic_visit(node)
+        self.scopes.pop()
+
+    # ---- statements -------------------------------------------------------------------------
+    def visit_Assign(self, node: ast.Assign) -> None:
+        self.visit(node.value)
+        value = self.value(node.value)
+        for target in node.targets:
+            self.assign_target(target, value)
+        if (
+            self.scopes[-1].kind == "module"
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id == "__all__"
+            and isinstance(node.value, (ast.List, ast.Tuple))
+        ):
+            self.facts.all_names = tuple(
+                element.value
+                for element in node.value.elts
+                if isinstance(element, ast.Constant) and isinstance(element.value, str)
+            )
+
+    def assign_target(self, target: ast.expr, value: Value) -> None:
+        if isinstance(target, ast.Name):
+            self.bind(target.id, value)
+            return
+        if isinstance(target, (ast.Tuple, ast.List)):
+            for element in target.elts:
+                self.assign_target(element, UNKNOWN)
+            return
+        if (
+            isinstance(target, ast.Subscript)
+            and isinstance(target.value, ast.Attribute)
+            and target.value.attr == "dependency_overrides"
+        ):
+            self.facts.overrides.append(OverrideFact(self.value(target.slice), value, target.lineno))
+        self.visit(target)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if node.value is not None:
+            self.visit(node.value)
+        self.visit(node.annotation)
+        if isinstance(node.target, ast.Name):
+            if node.value is not None:
+                self.bind(node.target.id, self.value(node.value))
+            elif self.scopes[-1].kind == "function":
+                self.bind(node.target.id, Call(self.value(node.annotation)))
+        else:
+            self.visit(node.target)
+
+    def visit_If(self, node: ast.If) -> None:
+        self.visit(node.test)
+        test = self.value(node.test)
+        type_checking = isinstance(test, Name) and test.qname in TYPE_CHECKING_NAMES
+        self.type_checking_depth += type_checking
+        self.conditional_depth += 1
+        for statement in node.body:
+            self.visit(statement)
+        self.type_checking_depth -= type_checking
+        for statement in node.orelse:
+            self.visit(statement)
+        self.conditional_depth -= 1
+
+    def visit_Try(self, node: ast.Try) -> None:
+        self.conditional_depth += 1
+        self.generic_visit(node)
+        self.conditional_depth -= 1
+
+    visit_TryStar = visit_Try
+
+    def visit_For(self, node: Union[ast.For, ast.AsyncFor, ast.While]) -> None:
+        self.conditional_depth += 1
+        self.generic_visit(node)
+        self.conditional_depth -= 1
+
+    visit_AsyncFor = visit_For
+    visit_While = visit_For
+
+    def visit_With(self, node: Union[ast.With, ast.AsyncWith]) -> None:
+        for item in node.items:
+            self.visit(item.context_expr)
+            if item.optional_vars is not None:
+                self.assign_target(item.optional_vars, UNKNOWN)
+        for statement in node.body:
+            self.visit(statement)
+
+    visit_AsyncWith = visit_With
+
+    def visit_Expr(self, node: ast.Expr) -> None:
+        call = node.value
+        if (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr in ROUTE_REGISTRATIONS
+        ):
+            endpoint = call.args[1] if len(call.args) > 1 else _keyword(call, "endpoint")
+            if endpoint is not None:
+                line, column = self.start(call)
+                self.facts.routes.append(
+                    RouteFact(self.value(call.func.value), call.func.attr, self.value(endpoint), line, column)
+                )
+        self.generic_visit(node)
+
+    # ---- expressions ------------------------------------------------------------------------
+    def marker(self, node: ast.Call) -> Optional[Name]:
+        func = self.value(node.func)
+        if isinstance(func, Name) and func.qname.rsplit(".", 1)[-1] in MARKER_NAMES:
+            return func
+        return None
+
+    def visit_Call(self, node: ast.Call) -> None:
+        if self.marker(node) is not None:
+            if id(node) not in self.marker_args:
+                self.dependency_ref(node, "other", None, None, None)
+            return
+        self.record_call(node)
+        dependencies = _keyword(node, DEPENDENCIES_KEYWORD)
+        if isinstance(dependencies, (ast.List, ast.Tuple)):
+            for element in dependencies.elts:
+                if isinstance(element, ast.Call) and self.marker(element) is not None:
+                    self.marker_args.add(id(element))
+                    self.dependency_ref(element, "dependencies", None, None, None)
+        self.generic_visit(node)
+
+    def dependency_ref(
+        self,
+        node: ast.Call,
+        context: str,
+        function: Optional[str],
+        parameter: Optional[str],
+        annotation: Optional[Value],
+    ) -> None:
+        if id(node) in self.marker_args and context != "dependencies":
+            return
+        self.marker_args.add(id(node))
+        marker = self.marker(node)
+        assert marker is not None
+        target_node = node.args[0] if node.args else _keyword(node, "dependency")
+        if context == "other" and self.scopes[-1].kind == "module":
+            context = "alias"
+        target_is_call = isinstance(target_node, ast.Call)
+        target: Optional[Value] = None
+        if target_node is not None:
+            target = self.value(target_node.func if isinstance(target_node, ast.Call) else target_node)
+        line, column = self.start(node)
+        end_line, end_column = self.end(node)
+        self.facts.dependency_refs.append(
+            DependencyRefFact(
+                marker=marker,
+                line=line,
+                column=column,
+                end_line=end_line,
+                end_column=end_column,
+                target=target,
+                target_is_call=target_is_call,
+                call_has_args=isinstance(target_node, ast.Call)
+                and bool(target_node.args or target_node.keywords),
+                context=context,
+                function=function,
+                parameter=parameter,
+                annotation=annotation,
+                in_string=self.string_annotation,
+            )
+        )
+        if isinstance(target_node, ast.Call):
+            for child in (*target_node.args, *(k.value for k in target_node.keywords)):
+                self.visit(child)
+        for keyword in node.keywords:
+            if keyword.arg != "dependency":
+                self.visit(keyword.value)
+        for extra in node.args[1:]:
+            self.visit(extra)
+
+    def route_decorator(
+        self, decorator: ast.expr, qualname: str, node: Union[ast.FunctionDef, ast.AsyncFunctionDef]
+    ) -> None:
+        if not (isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute)):
+            return
+        method = decorator.func.attr
+        if method not in ROUTE_METHODS:
+            return
+        line, column = self.start(decorator)
+        self.facts.routes.append(
+            RouteFact(
+                self.value(decorator.func.value),
+                method,
+                Name(f"{self.facts.module}.{qualname}"),
+                line,
+                column,
+            )
+        )
+
+
+def _keyword(node: ast.Call, name: str) -> Optional[ast.expr]:
+    for keyword in node.keywords:
+        if keyword.arg == name:
+            return keyword.value
+    return None
+
+
+def _parse_string_expression(text: str) -> Optional[ast.expr]:
+    try:
+        return ast.parse(text.strip(), mode="eval").body
+    except (SyntaxError, ValueError):
+        return None
+
+
+def _own_nodes(
+    body: Sequence[ast.stmt], kinds: Union[type[ast.AST], tuple[type[ast.AST], ...]]
+) -> Iterator[ast.AST]:
+    """Nodes of `kinds` in a function body, not counting nested functions, classes and lambdas."""
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, kinds):
+            yield node
+        for child in ast.iter_child_nodes(node):
+            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+                stack.append(child)
+
+
+def extract_facts(path: str, module: str, is_package: bool, tree: ast.Module, text: str) -> FileFacts:
+    """Everything the index needs from one parsed module."""
+    facts = FileFacts(path=path, module=module, is_package=is_package)
+    _Extractor(facts, text.splitlines()).visit(tree)
+    return facts
+
+
+def is_literal(value: Value) -> bool:
+    return isinstance(value, Literal)
+
+
+def is_lambda(value: Value) -> bool:
+    return isinstance(value, Lambda)

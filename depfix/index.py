@@ -1,0 +1,285 @@
+"""The repository index: one deterministic, cross-file view of what FastAPI calls.
+
+Built from every file's facts (`depfix.facts`), merged in path order so that the answer never depends on
+the order files were read or on the number of jobs. Rules ask it questions ("is this function called by
+FastAPI?", "what does this `Depends(...)` inject?") instead of re-deriving them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Optional, Union
+
+from depfix.facts import ClassFact, DependencyRefFact, FileFacts, FunctionFact, Position
+from depfix.values import Attr, Call, Name, Value
+
+APP_CLASSES = frozenset({"fastapi.FastAPI", "fastapi.applications.FastAPI"})
+ROUTER_CLASSES = frozenset({"fastapi.APIRouter", "fastapi.routing.APIRouter"})
+DEPENDS_MARKERS = frozenset(
+    {"fastapi.Depends", "fastapi.params.Depends", "fastapi.param_functions.Depends"}
+)
+SECURITY_MARKERS = frozenset(
+    {"fastapi.Security", "fastapi.params.Security", "fastapi.param_functions.Security"}
+)
+_MAX_DEPTH = 40
+
+
+@dataclass(frozen=True)
+class Function:
+    fact: FunctionFact
+
+
+@dataclass(frozen=True)
+class Class:
+    fact: ClassFact
+
+
+@dataclass(frozen=True)
+class Instance:
+    of: Resolved
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str
+
+
+@dataclass(frozen=True)
+class External:
+    """A name from outside the project (`fastapi.Depends`, `sqlalchemy.orm.Session`)."""
+
+    qname: str
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    reason: str = ""
+
+
+Resolved = Union[Function, Class, Instance, Module, External, Unresolved]
+FunctionKey = tuple[str, str]
+"""(module, qualname) of a function."""
+
+
+@dataclass(frozen=True)
+class DependencyRef:
+    """A `Depends`/`Security` call with its marker verified and its target resolved."""
+
+    path: str
+    module: str
+    fact: DependencyRefFact
+    kind: str  # "depends" or "security"
+    target: Resolved  # what the argument refers to (for `Depends(f())`: `f` itself)
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str
+    method: str
+    endpoint: FunctionKey
+    line: int
+
+
+class ProjectIndex:
+    """Cross-file queries over every file's facts."""
+
+    def __init__(self, files: Iterable[FileFacts], module_aliases: Optional[dict[str, str]] = None):
+        self.files: dict[str, FileFacts] = {facts.path: facts for facts in sorted(files, key=lambda f: f.path)}
+        self.modules: dict[str, FileFacts] = {}
+        self.module_aliases = dict(module_aliases or {})
+        for alias, path in sorted(self.module_aliases.items()):
+            if path in self.files:
+                self.modules.setdefault(alias, self.files[path])
+        for facts in self.files.values():
+            self.modules[facts.module] = facts
+        self._memo: dict[Value, Resolved] = {}
+        self._active: set[Value] = set()
+        self.dependency_refs: list[DependencyRef] = []
+        self.routes: list[Route] = []
+        self._refs_by_position: dict[tuple[str, int, int], DependencyRef] = {}
+        self._fastapi_callees: dict[FunctionKey, str] = {}
+        self._direct_calls: Optional[dict[FunctionKey, list[tuple[str, Position]]]] = None
+        self._build()
+
+    # ---- building ---------------------------------------------------------------------------
+    def _build(self) -> None:
+        for facts in self.files.values():
+            for route in facts.routes:
+                owner = self.resolve(route.owner)
+                endpoint = self.resolve(route.endpoint)
+                if self.is_fastapi_object(owner) and isinstance(endpoint, Function):
+                    key = (endpoint.fact.module, endpoint.fact.qualname)
+                    self.routes.append(Route(facts.path, route.method, key, route.line))
+                    self._fastapi_callees.setdefault(key, "route")
+            for fact in facts.dependency_refs:
+                marker = self.resolve(fact.marker)
+                if not isinstance(marker, External):
+                    continue
+                if marker.qname in DEPENDS_MARKERS:
+                    kind = "depends"
+                elif marker.qname in SECURITY_MARKERS:
+                    kind = "security"
+                else:
+                    continue
+                target_value = fact.target if fact.target is not None else fact.annotation
+                target = self.resolve(target_value) if target_value is not None else Unresolved("no target")
+                ref = DependencyRef(facts.path, facts.module, fact, kind, target)
+                self.dependency_refs.append(ref)
+                self._refs_by_position[(facts.path, fact.line, fact.column)] = ref
+                if not fact.target_is_call:
+                    self._mark_dependency(target)
+            for override in facts.overrides:
+                self._mark_dependency(self.resolve(override.key))
+                self._mark_dependency(self.resolve(override.value))
+
+    def _mark_dependency(self, target: Resolved) -> None:
+        key: Optional[FunctionKey] = None
+        if isinstance(target, Function):
+            key = (target.fact.module, target.fact.qualname)
+        elif isinstance(target, Class):
+            key = (target.fact.module, f"{target.fact.qualname}.__init__")
+        elif isinstance(target, Instance) and isinstance(target.of, Class):
+            key = (target.of.fact.module, f"{target.of.fact.qualname}.__call__")
+        if key is not None:
+            self._fastapi_callees.setdefault(key, "dependency")
+
+    # ---- resolution -------------------------------------------------------------------------
+    def resolve(self, value: Value) -> Resolved:
+        if value in self._memo:
+            return self._memo[value]
+        if value in self._active or len(self._active) > _MAX_DEPTH:
+            return Unresolved("circular or too deep")
+        self._active.add(value)
+        try:
+            result = self._resolve(value)
+        finally:
+            self._active.discard(value)
+        self._memo[value] = result
+        return result
+
+    def _resolve(self, value: Value) -> Resolved:
+        if isinstance(value, Name):
+            return self._resolve_qname(value.qname)
+        if isinstance(value, Call):
+            return self._call_result(self.resolve(value.func))
+        if isinstance(value, Attr):
+            return self._attribute(self.resolve(value.base), [value.attr])
+        return Unresolved("not a name")
+
+    def _resolve_qname(self, qname: str) -> Resolved:
+        parts = qname.split(".")
+        for cut in range(len(parts), 0, -1):
+            module = ".".join(parts[:cut])
+            if module in self.modules:
+                return self._in_module(self.modules[module], parts[cut:])
+        return External(qname)
+
+    def _in_module(self, facts: FileFacts, rest: list[str]) -> Resolved:
+        if not rest:
+            return Module(facts.module)
+        joined = ".".join(rest)
+        if joined in facts.functions:
+            return Function(facts.functions[joined])
+        if joined in facts.classes:
+            return Class(facts.classes[joined])
+        first, remaining = rest[0], rest[1:]
+        if first in facts.functions and first not in facts.rebound:
+            return self._attribute(Function(facts.functions[first]), remaining)
+        if first in facts.classes and first not in facts.rebound:
+            return self._attribute(Class(facts.classes[first]), remaining)
+        if first in facts.bindings:
+            return self._attribute(self.resolve(facts.bindings[first]), remaining)
+        for star in facts.star_imports:
+            if star in self.modules and self._defines(self.modules[star], first):
+                return self._resolve_qname(".".join([star, *rest]))
+        return Unresolved(f"{facts.module} has no name {first!r}")
+
+    @staticmethod
+    def _defines(facts: FileFacts, name: str) -> bool:
+        return name in facts.bindings or name in facts.functions or name in facts.classes
+
+    def _attribute(self, base: Resolved, names: list[str]) -> Resolved:
+        if not names:
+            return base
+        first, rest = names[0], names[1:]
+        if isinstance(base, Module):
+            return self._resolve_qname(".".join([base.name, *names]))
+        if isinstance(base, External):
+            return External(".".join([base.qname, *names]))
+        if isinstance(base, Class):
+            method = f"{base.fact.qualname}.{first}"
+            facts = self.modules.get(base.fact.module)
+            if facts is not None and method in facts.functions:
+                return self._attribute(Function(facts.functions[method]), rest)
+            return Unresolved(f"attribute {first!r} of class")
+        if isinstance(base, Instance) and first == "router" and self._is_subclass(base.of, APP_CLASSES):
+            return self._attribute(Instance(External("fastapi.APIRouter")), rest)
+        return Unresolved(f"attribute {first!r}")
+
+    def _call_result(self, callee: Resolved) -> Resolved:
+        if isinstance(callee, (Class, External)):
+            return Instance(callee)
+        if isinstance(callee, Function) and callee.fact.returns is not None:
+            returned = self.resolve(callee.fact.returns)
+            if isinstance(returned, (Class, External)):
+                return Instance(returned)
+        return Unresolved("result of a call")
+
+    # ---- questions rules ask ----------------------------------------------------------------
+    def _is_subclass(self, resolved: Resolved, names: frozenset[str], depth: int = 0) -> bool:
+        if isinstance(resolved, External):
+            return resolved.qname in names
+        if isinstance(resolved, Class) and depth < _MAX_DEPTH:
+            return any(self._is_subclass(self.resolve(base), names, depth + 1) for base in resolved.fact.bases)
+        return False
+
+    def is_fastapi_object(self, resolved: Resolved) -> bool:
+        """An instance of FastAPI or APIRouter, or of a subclass of either."""
+        return isinstance(resolved, Instance) and self._is_subclass(resolved.of, APP_CLASSES | ROUTER_CLASSES)
+
+    def class_bases(self, cls: Class) -> Iterator[Resolved]:
+        """Every base class, transitively, resolved (project classes and external names)."""
+        seen: set[Resolved] = set()
+        stack: list[Resolved] = [self.resolve(base) for base in reversed(cls.fact.bases)]
+        while stack and len(seen) < _MAX_DEPTH:
+            base = stack.pop()
+            if base in seen:
+                continue
+            seen.add(base)
+            yield base
+            if isinstance(base, Class):
+                stack.extend(self.resolve(b) for b in reversed(base.fact.bases))
+
+    def function(self, key: FunctionKey) -> Optional[FunctionFact]:
+        facts = self.modules.get(key[0])
+        return facts.functions.get(key[1]) if facts is not None else None
+
+    def fastapi_role(self, key: FunctionKey) -> Optional[str]:
+        """"route" or "dependency" when FastAPI calls this function, else None."""
+        return self._fastapi_callees.get(key)
+
+    def dependency_ref_at(self, path: str, line: int, column: int) -> Optional[DependencyRef]:
+        """The verified `Depends`/`Security` call that starts at this position of a file."""
+        return self._refs_by_position.get((path, line, column))
+
+    def direct_calls(self, key: FunctionKey) -> list[tuple[str, Position]]:
+        """Where the project calls this function itself, outside `Depends(...)`, sorted."""
+        if self._direct_calls is None:
+            calls: dict[FunctionKey, list[tuple[str, Position]]] = {}
+            for facts in self.files.values():
+                for qname, positions in facts.calls.items():
+                    resolved = self.resolve(Name(qname))
+                    if isinstance(resolved, Function):
+                        target = (resolved.fact.module, resolved.fact.qualname)
+                        calls.setdefault(target, []).extend((facts.path, p) for p in positions)
+            self._direct_calls = {key: sorted(value) for key, value in calls.items()}
+        return self._direct_calls.get(key, [])
+
+    def with_file(self, facts: FileFacts) -> ProjectIndex:
+        """The index of the same project with one file's facts replaced."""
+        files = [facts if f.path == facts.path else f for f in self.files.values()]
+        return ProjectIndex(files, self.module_aliases)
+
+    def file(self, path: str) -> Optional[FileFacts]:
+        return self.files.get(path)

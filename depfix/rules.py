@@ -1,0 +1,195 @@
+"""What a rule is, and the registry rules add themselves to.
+
+A file rule is a libcst batchable visitor: the engine parses a file once and runs every selected rule
+in one traversal (as Fixit does). A rule reports findings with `report()`, optionally with a replacement
+node and the safety of that fix. A project rule sees the whole index and returns changesets that edit
+several files or create new ones. The engine knows no rule by name; rules know nothing of the CLI.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar, Optional
+
+import libcst as cst
+from libcst.metadata import PositionProvider, ProviderT
+
+from depfix.config import Settings
+from depfix.facts import FileFacts
+from depfix.index import ProjectIndex
+
+SAFE = "safe"
+UNSAFE = "unsafe"
+
+
+@dataclass(frozen=True)
+class Span:
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reported problem; `replacement` swaps `node` for a new node when the fix is applied."""
+
+    code: str
+    span: Span
+    message: str
+    node: Optional[cst.CSTNode] = None
+    replacement: Optional[cst.CSTNode] = None
+    safety: Optional[str] = None
+    reason: str = ""
+
+
+@dataclass
+class FileContext:
+    """What a rule may know about the file it visits."""
+
+    path: str
+    facts: FileFacts
+    index: ProjectIndex
+    settings: Settings
+    findings: list[Finding] = field(default_factory=list)
+    imports: list[tuple[str, Optional[str], Optional[str]]] = field(default_factory=list)
+
+    def add_import(self, module: str, name: Optional[str] = None, alias: Optional[str] = None) -> None:
+        """Ask for `from module import name as alias` (or `import module`) when fixes are applied."""
+        if (module, name, alias) not in self.imports:
+            self.imports.append((module, name, alias))
+
+
+class RuleInfo:
+    """The documentation and identity every rule declares."""
+
+    CODE: ClassVar[str]
+    NAME: ClassVar[str]
+    SUMMARY: ClassVar[str]
+    FIX: ClassVar[str]
+    """The best safety the rule's fixes reach: "safe", "unsafe" or "none" (diagnostic only)."""
+
+    @classmethod
+    def documentation(cls) -> str:
+        module = inspect.getmodule(cls)
+        return inspect.cleandoc((module.__doc__ if module else None) or cls.__doc__ or "")
+
+
+class FileRule(RuleInfo, cst.BatchableCSTVisitor):
+    """A rule that inspects one file at a time through libcst."""
+
+    NEEDLES: ClassVar[tuple[bytes, ...]] = ()
+    """A file is parsed for this rule only when its bytes contain one of these."""
+
+    METADATA_DEPENDENCIES: ClassVar[tuple[ProviderT, ...]] = (PositionProvider,)
+
+    def __init__(self, context: FileContext) -> None:
+        super().__init__()
+        self.context = context
+
+    @classmethod
+    def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
+        """Whether the index says this file can hold a finding (checked after the needles)."""
+        return True
+
+    @property
+    def index(self) -> ProjectIndex:
+        return self.context.index
+
+    def span(self, node: cst.CSTNode) -> Span:
+        position = self.get_metadata(PositionProvider, node)
+        return Span(
+            position.start.line,
+            position.start.column + 1,
+            position.end.line,
+            position.end.column + 1,
+        )
+
+    def report(
+        self,
+        node: cst.CSTNode,
+        message: str,
+        *,
+        replacement: Optional[cst.CSTNode] = None,
+        safety: Optional[str] = None,
+        reason: str = "",
+    ) -> None:
+        """Report a finding at `node`; with `replacement`, offer the fix graded `safety`.
+
+        Without a replacement, `reason` says why no fix is offered; with one, why it is unsafe.
+        """
+        if replacement is not None and safety is None:
+            safety = SAFE
+        self.context.findings.append(
+            Finding(self.CODE, self.span(node), message, node, replacement, safety, reason)
+        )
+
+
+@dataclass(frozen=True)
+class Changeset:
+    """New contents for several files at once, by display path; a path that does not exist is created."""
+
+    files: Mapping[str, bytes]
+
+
+@dataclass(frozen=True)
+class ProjectFinding:
+    code: str
+    path: str
+    span: Span
+    message: str
+    changeset: Optional[Changeset] = None
+    safety: Optional[str] = None
+    reason: str = ""
+
+
+class ProjectRule(RuleInfo):
+    """A rule that needs the whole project at once and may edit or create several files."""
+
+    def __init__(self, index: ProjectIndex, settings: Settings, sources: Mapping[str, bytes]) -> None:
+        self.index = index
+        self.settings = settings
+        self.sources = sources
+
+    def plan(self) -> Iterable[ProjectFinding]:
+        raise NotImplementedError
+
+
+Rule = type[RuleInfo]
+_REGISTRY: dict[str, Rule] = {}
+
+
+def register(rule: type[RuleInfo]) -> type[RuleInfo]:
+    """Class decorator: make a rule known under its code."""
+    existing = _REGISTRY.get(rule.CODE)
+    if existing is not None and existing is not rule:
+        raise ValueError(f"rule code {rule.CODE} registered twice: {existing.__name__}, {rule.__name__}")
+    _REGISTRY[rule.CODE] = rule
+    return rule
+
+
+def registered_rules() -> list[Rule]:
+    """Every rule, in the run order the `codemods` package declares."""
+    import codemods  # noqa: F401  (importing the package registers its rules)
+
+    return [_REGISTRY[code] for code in codemods.run_order(list(_REGISTRY))]
+
+
+def select_rules(
+    select: Optional[Iterable[str]], ignore: Iterable[str], rules: Optional[list[Rule]] = None
+) -> list[Rule]:
+    """The rules whose codes match a `select` prefix (all when None) and no `ignore` prefix."""
+    candidates = rules if rules is not None else registered_rules()
+    chosen_prefixes = ["ALL"] if select is None else list(select)
+    ignored = list(ignore)
+
+    def matches(code: str, prefixes: list[str]) -> bool:
+        return any(prefix == "ALL" or code.startswith(prefix) for prefix in prefixes)
+
+    return [
+        rule
+        for rule in candidates
+        if matches(rule.CODE, chosen_prefixes) and not matches(rule.CODE, ignored)
+    ]
