@@ -43,9 +43,17 @@ from depfix.rules import SAFE, UNSAFE, FileRule, register
 from depfix.values import Call, Literal, Value
 
 CACHE_DECORATORS = frozenset({"functools.lru_cache", "functools.cache"})
-CONTEXT_MANAGER_DECORATORS = frozenset({"contextlib.contextmanager", "contextlib.asynccontextmanager"})
+CONTEXT_MANAGER_DECORATORS = frozenset(
+    {"contextlib.contextmanager", "contextlib.asynccontextmanager"}
+)
 CALLABLE_TYPES = frozenset(
-    {"typing.Callable", "collections.abc.Callable", "typing.Awaitable", "typing.Any", "builtins.type"}
+    {
+        "typing.Callable",
+        "collections.abc.Callable",
+        "typing.Awaitable",
+        "typing.Any",
+        "builtins.type",
+    }
 )
 LITERAL_TYPES = frozenset(
     {
@@ -118,7 +126,11 @@ def _non_callable_type(index: ProjectIndex, value: Value) -> Optional[str]:
     resolved = index.resolve(value)
     if isinstance(resolved, External):
         if resolved.qname in LITERAL_TYPES:
-            return "None" if resolved.qname == "builtins.None" else f"{resolved.qname.rsplit('.', 1)[-1]} value"
+            return (
+                "None"
+                if resolved.qname == "builtins.None"
+                else f"{resolved.qname.rsplit('.', 1)[-1]} value"
+            )
         if resolved.qname in NON_CALLABLE_CLASSES:
             return f"`{resolved.qname.rsplit('.', 1)[-1]}` instance"
     if isinstance(resolved, Class) and _class_is_callable(index, resolved) is False:
@@ -240,7 +252,9 @@ class UnwrapCalledDependency(FileRule):
             )
             return
         if _has_comment(inner.whitespace_after_func) or _has_comment(inner.whitespace_before_args):
-            self.report(node, message, reason="a comment inside the call's parentheses would be lost")
+            self.report(
+                node, message, reason="a comment inside the call's parentheses would be lost"
+            )
             return
         assert isinstance(ref.target, Function)
         parameters = _request_parameters(self.index, ref.target.fact)

@@ -6,6 +6,7 @@ configuration its author did not mean.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 from dataclasses import dataclass, field, replace
@@ -92,7 +93,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _expect(value: Any, kind: type, key: str, where: str) -> Any:
-    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
         raise ConfigError(f"{where}: {key} must be a {kind.__name__}, got {value!r}")
     return value
 
@@ -117,7 +118,9 @@ def fastapi_version_from_requirements(lines: list[str]) -> Optional[tuple[int, i
     return None
 
 
-def _project_fastapi_version(pyproject: dict[str, Any], root: Path) -> Optional[tuple[int, int, int]]:
+def _project_fastapi_version(
+    pyproject: dict[str, Any], root: Path
+) -> Optional[tuple[int, int, int]]:
     project = pyproject.get("project", {})
     requirements: list[str] = [r for r in project.get("dependencies", []) if isinstance(r, str)]
     poetry = pyproject.get("tool", {}).get("poetry", {}).get("dependencies", {})
@@ -126,10 +129,8 @@ def _project_fastapi_version(pyproject: dict[str, Any], root: Path) -> Optional[
     for name in ("requirements.txt", "requirements/base.txt", "requirements/prod.txt"):
         path = root / name
         if path.is_file():
-            try:
+            with contextlib.suppress(OSError):
                 requirements.extend(path.read_text(encoding="utf-8", errors="replace").splitlines())
-            except OSError:
-                pass
     return fastapi_version_from_requirements(requirements)
 
 
@@ -145,7 +146,9 @@ def load_settings(project_root: Path, config_file: Optional[Path] = None) -> Set
     if table is None:
         table = document if config_file is not None and "tool" not in document else {}
     where = f"{path} [tool.depfix]"
-    settings = Settings(source=path, fastapi_version=_project_fastapi_version(document, path.parent))
+    settings = Settings(
+        source=path, fastapi_version=_project_fastapi_version(document, path.parent)
+    )
     requires = document.get("project", {}).get("requires-python")
     if isinstance(requires, str):
         target = _target_from_requires_python(requires)

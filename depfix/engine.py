@@ -130,7 +130,9 @@ def display_path(path: Path, cwd: Path) -> str:
 
 
 # ---- phase 1: facts ---------------------------------------------------------------------------
-def _extract(job: _Job, data: Optional[bytes] = None) -> tuple[Optional[FileFacts], Optional[FileError]]:
+def _extract(
+    job: _Job, data: Optional[bytes] = None
+) -> tuple[Optional[FileFacts], Optional[FileError]]:
     try:
         if data is None:
             data = read_source(Path(job.absolute)).data
@@ -158,7 +160,7 @@ _STATE: Optional[_State] = None
 
 
 def _rule_name(code: str, rules: Sequence[Rule]) -> str:
-    return next((rule.NAME for rule in rules if rule.CODE == code), code)
+    return next((rule.NAME for rule in rules if code == rule.CODE), code)
 
 
 def _process(path: str) -> FileOutcome:
@@ -238,14 +240,18 @@ def process_file(
     ]
     if not rules:
         return outcome
-    suppressions = parse_suppressions(data.decode("utf-8", "replace")) if SUPPRESS_NEEDLE in data else None
+    suppressions = (
+        parse_suppressions(data.decode("utf-8", "replace")) if SUPPRESS_NEEDLE in data else None
+    )
     if suppressions is not None and options.suppress and suppressions.skip_file:
         return outcome
     try:
         module = cst.parse_module(data)
     except cst.ParserSyntaxError as error:
         outcome.errors.append(
-            FileError(path, error.raw_line, error.raw_column + 1, f"libcst cannot parse: {error.message}")
+            FileError(
+                path, error.raw_line, error.raw_column + 1, f"libcst cannot parse: {error.message}"
+            )
         )
         return outcome
     except (RecursionError, MemoryError) as error:
@@ -264,7 +270,9 @@ def process_file(
     first_findings: list[Finding] = []
     applied: set[int] = set()
     for attempt in range(MAX_PASSES):
-        context = FileContext(path, current_index.file(path) or facts, current_index, options.settings)
+        context = FileContext(
+            path, current_index.file(path) or facts, current_index, options.settings
+        )
         findings = [f for f in _run_rules(module, rules, context) if kept(f)]
         if attempt == 0:
             first_findings = findings
@@ -273,7 +281,9 @@ def process_file(
         if not accepted:
             break
         module = cst.ensure_type(
-            module.visit(_ReplaceNodes({f.node: f.replacement for f in accepted if f.node and f.replacement})),
+            module.visit(
+                _ReplaceNodes({f.node: f.replacement for f in accepted if f.node and f.replacement})
+            ),
             cst.Module,
         )
         if context.imports:
@@ -299,7 +309,9 @@ def process_file(
     for finding in first_findings:
         fix = None
         if finding.replacement is not None and finding.safety is not None:
-            fix = FixInfo(finding.safety, id(finding) in applied and options.apply_fixes, finding.reason)
+            fix = FixInfo(
+                finding.safety, id(finding) in applied and options.apply_fixes, finding.reason
+            )
         message = finding.message
         if finding.replacement is None and finding.reason:
             message = f"{message} (no fix: {finding.reason})"
@@ -320,7 +332,9 @@ def process_file(
     return outcome
 
 
-def _add_imports(module: cst.Module, imports: list[tuple[str, Optional[str], Optional[str]]]) -> cst.Module:
+def _add_imports(
+    module: cst.Module, imports: list[tuple[str, Optional[str], Optional[str]]]
+) -> cst.Module:
     context = CodemodContext()
     for module_name, name, alias in imports:
         AddImportsVisitor.add_needed_import(context, module_name, name, alias)
@@ -333,14 +347,21 @@ def _unparsable(path: str, data: bytes) -> Optional[FileError]:
     except (SyntaxError, ValueError) as error:
         line = getattr(error, "lineno", None)
         return FileError(
-            path, line, None, f"internal error: a fix produced code that does not parse ({error}); file left unchanged"
+            path,
+            line,
+            None,
+            f"internal error: a fix produced code that does not parse ({error}); file left unchanged",
         )
     return None
 
 
 # ---- orchestration ----------------------------------------------------------------------------
 def _map(function: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
-    if jobs <= 1 or len(items) < SERIAL_BELOW or "fork" not in multiprocessing.get_all_start_methods():
+    if (
+        jobs <= 1
+        or len(items) < SERIAL_BELOW
+        or "fork" not in multiprocessing.get_all_start_methods()
+    ):
         return [function(item) for item in items]
     context = multiprocessing.get_context("fork")
     chunk = max(1, len(items) // (jobs * 8))
@@ -360,7 +381,9 @@ def _jobs_for(files: Sequence[Path], root: Path, cwd: Path) -> list[_Job]:
         except ValueError:
             relative[path] = path.name
     package_dirs = frozenset(
-        rel.rsplit("/", 1)[0] if "/" in rel else "" for rel in relative.values() if rel.endswith("__init__.py")
+        rel.rsplit("/", 1)[0] if "/" in rel else ""
+        for rel in relative.values()
+        if rel.endswith("__init__.py")
     )
     jobs = []
     for path in files:
@@ -401,7 +424,9 @@ def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) 
     groups: dict[str, int] = {}
     project_rules = [rule for rule in options.rules if issubclass(rule, ProjectRule)]
     if project_rules:
-        touched = _plan_projects(project_rules, index, options, by_path, overlay, groups, result, cwd, found.root)
+        touched = _plan_projects(
+            project_rules, index, options, by_path, overlay, groups, result, cwd, found.root
+        )
         created = {path for path in touched if path not in by_path}
         if touched:
             new_files = [Path(os.path.abspath(cwd / path)) for path in sorted(created)]
@@ -484,8 +509,17 @@ def _plan_projects(
                 fix = FixInfo(finding.safety, applied and options.apply_fixes, finding.reason)
             span = finding.span
             result.diagnostics.append(
-                Diagnostic(finding.path, span.line, span.column, span.end_line, span.end_column,
-                           finding.code, rule.NAME, finding.message, fix)
+                Diagnostic(
+                    finding.path,
+                    span.line,
+                    span.column,
+                    span.end_line,
+                    span.end_column,
+                    finding.code,
+                    rule.NAME,
+                    finding.message,
+                    fix,
+                )
             )
     return touched
 

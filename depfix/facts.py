@@ -19,7 +19,9 @@ ROUTE_METHODS = frozenset(
 )
 ROUTE_REGISTRATIONS = frozenset({"add_api_route", "add_api_websocket_route"})
 MARKER_NAMES = frozenset({"Depends", "Security"})
-TYPE_CHECKING_NAMES = frozenset({"TYPE_CHECKING", "typing.TYPE_CHECKING", "typing_extensions.TYPE_CHECKING"})
+TYPE_CHECKING_NAMES = frozenset(
+    {"TYPE_CHECKING", "typing.TYPE_CHECKING", "typing_extensions.TYPE_CHECKING"}
+)
 ANNOTATED_NAMES = frozenset({"typing.Annotated", "typing_extensions.Annotated"})
 DEPENDENCIES_KEYWORD = "dependencies"
 
@@ -234,13 +236,19 @@ class _Extractor(ast.NodeVisitor):
             return Name("builtins.None")
         return self.value(node)
 
-    def bind(self, name: str, value: Value) -> None:
+    def bind(self, name: str, value: Value, is_import: bool = False) -> None:
+        """Bind `name` in the current scope.
+
+        A module-level name is looked up through the index (`module.name`), so that a later
+        rebinding or another file's view of it agree; an import is an alias and is looked up as
+        what it imports, so that `from fastapi import Depends as D` is recognised without the index.
+        """
         scope = self.scopes[-1]
         if scope.kind == "module":
             if name in scope.bindings or self.conditional_depth:
                 self.facts.rebound.add(name)
             self.facts.bindings[name] = value
-            scope.bindings[name] = Name(f"{self.facts.module}.{name}")
+            scope.bindings[name] = value if is_import else Name(f"{self.facts.module}.{name}")
         else:
             scope.bindings[name] = value
 
@@ -261,10 +269,10 @@ class _Extractor(ast.NodeVisitor):
         for alias in node.names:
             self.facts.imports.append(ImportFact(alias.name, (), self.import_kind(), node.lineno))
             if alias.asname:
-                self.bind(alias.asname, Name(alias.name))
+                self.bind(alias.asname, Name(alias.name), is_import=True)
             else:
                 top = alias.name.split(".")[0]
-                self.bind(top, Name(top))
+                self.bind(top, Name(top), is_import=True)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         target = resolve_relative(self.facts.module, self.facts.is_package, node.level, node.module)
@@ -276,7 +284,8 @@ class _Extractor(ast.NodeVisitor):
                 self.facts.star_imports.append(target)
             return
         for alias in node.names:
-            self.bind(alias.asname or alias.name, Name(f"{target}.{alias.name}" if target else alias.name))
+            imported = Name(f"{target}.{alias.name}" if target else alias.name)
+            self.bind(alias.asname or alias.name, imported, is_import=True)
 
     # ---- definitions ------------------------------------------------------------------------
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
@@ -292,7 +301,9 @@ class _Extractor(ast.NodeVisitor):
         enclosing = self.scopes[-1]
         class_qualname = enclosing.qualname if enclosing.kind == "class" else None
         params = self.parameters(node, qualname)
-        decorators = tuple(self.value(d.func if isinstance(d, ast.Call) else d) for d in node.decorator_list)
+        decorators = tuple(
+            self.value(d.func if isinstance(d, ast.Call) else d) for d in node.decorator_list
+        )
         for decorator in node.decorator_list:
             self.route_decorator(decorator, qualname, node)
         returns = self.annotation(node.returns)
@@ -305,7 +316,11 @@ class _Extractor(ast.NodeVisitor):
         self.scopes.append(scope)
         for statement in node.body:
             self.visit(statement)
-        return_values = tuple(self.return_value(r) for r in _own_nodes(node.body, ast.Return))
+        return_values = tuple(
+            self.return_value(r)
+            for r in _own_nodes(node.body, ast.Return)
+            if isinstance(r, ast.Return)
+        )
         self.scopes.pop()
         self.facts.functions[qualname] = FunctionFact(
             module=self.facts.module,
@@ -377,7 +392,11 @@ class _Extractor(ast.NodeVisitor):
             return len(self.facts.dependency_refs) > before
         if isinstance(node, ast.Subscript):
             base = self.value(node.value)
-            if isinstance(base, Name) and base.qname in ANNOTATED_NAMES and isinstance(node.slice, ast.Tuple):
+            if (
+                isinstance(base, Name)
+                and base.qname in ANNOTATED_NAMES
+                and isinstance(node.slice, ast.Tuple)
+            ):
                 found = False
                 self.visit(node.slice.elts[0])
                 for extra in node.slice.elts[1:]:
@@ -418,7 +437,9 @@ class _Extractor(ast.NodeVisitor):
             for statement in node.body
             if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef))
         )
-        self.facts.classes[qualname] = ClassFact(self.facts.module, qualname, node.lineno, bases, methods)
+        self.facts.classes[qualname] = ClassFact(
+            self.facts.module, qualname, node.lineno, bases, methods
+        )
 
     def visit_Lambda(self, node: ast.Lambda) -> None:
         self.scopes.append(_Scope("function", self.qualname("<lambda>")))
@@ -457,7 +478,9 @@ class _Extractor(ast.NodeVisitor):
             and isinstance(target.value, ast.Attribute)
             and target.value.attr == "dependency_overrides"
         ):
-            self.facts.overrides.append(OverrideFact(self.value(target.slice), value, target.lineno))
+            self.facts.overrides.append(
+                OverrideFact(self.value(target.slice), value, target.lineno)
+            )
         self.visit(target)
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
@@ -521,7 +544,13 @@ class _Extractor(ast.NodeVisitor):
             if endpoint is not None:
                 line, column = self.start(call)
                 self.facts.routes.append(
-                    RouteFact(self.value(call.func.value), call.func.attr, self.value(endpoint), line, column)
+                    RouteFact(
+                        self.value(call.func.value),
+                        call.func.attr,
+                        self.value(endpoint),
+                        line,
+                        column,
+                    )
                 )
         self.generic_visit(node)
 
@@ -565,7 +594,9 @@ class _Extractor(ast.NodeVisitor):
         target_is_call = isinstance(target_node, ast.Call)
         target: Optional[Value] = None
         if target_node is not None:
-            target = self.value(target_node.func if isinstance(target_node, ast.Call) else target_node)
+            target = self.value(
+                target_node.func if isinstance(target_node, ast.Call) else target_node
+            )
         line, column = self.start(node)
         end_line, end_column = self.end(node)
         self.facts.dependency_refs.append(
@@ -639,11 +670,15 @@ def _own_nodes(
         if isinstance(node, kinds):
             yield node
         for child in ast.iter_child_nodes(node):
-            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            if not isinstance(
+                child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+            ):
                 stack.append(child)
 
 
-def extract_facts(path: str, module: str, is_package: bool, tree: ast.Module, text: str) -> FileFacts:
+def extract_facts(
+    path: str, module: str, is_package: bool, tree: ast.Module, text: str
+) -> FileFacts:
     """Everything the index needs from one parsed module."""
     facts = FileFacts(path=path, module=module, is_package=is_package)
     _Extractor(facts, text.splitlines()).visit(tree)

@@ -85,7 +85,9 @@ class ProjectIndex:
     """Cross-file queries over every file's facts."""
 
     def __init__(self, files: Iterable[FileFacts], module_aliases: Optional[dict[str, str]] = None):
-        self.files: dict[str, FileFacts] = {facts.path: facts for facts in sorted(files, key=lambda f: f.path)}
+        self.files: dict[str, FileFacts] = {
+            facts.path: facts for facts in sorted(files, key=lambda f: f.path)
+        }
         self.modules: dict[str, FileFacts] = {}
         self.module_aliases = dict(module_aliases or {})
         for alias, path in sorted(self.module_aliases.items()):
@@ -123,7 +125,11 @@ class ProjectIndex:
                 else:
                     continue
                 target_value = fact.target if fact.target is not None else fact.annotation
-                target = self.resolve(target_value) if target_value is not None else Unresolved("no target")
+                target = (
+                    self.resolve(target_value)
+                    if target_value is not None
+                    else Unresolved("no target")
+                )
                 ref = DependencyRef(facts.path, facts.module, fact, kind, target)
                 self.dependency_refs.append(ref)
                 self._refs_by_position[(facts.path, fact.line, fact.column)] = ref
@@ -213,7 +219,11 @@ class ProjectIndex:
             if facts is not None and method in facts.functions:
                 return self._attribute(Function(facts.functions[method]), rest)
             return Unresolved(f"attribute {first!r} of class")
-        if isinstance(base, Instance) and first == "router" and self._is_subclass(base.of, APP_CLASSES):
+        if (
+            isinstance(base, Instance)
+            and first == "router"
+            and self._is_subclass(base.of, APP_CLASSES)
+        ):
             return self._attribute(Instance(External("fastapi.APIRouter")), rest)
         return Unresolved(f"attribute {first!r}")
 
@@ -231,12 +241,17 @@ class ProjectIndex:
         if isinstance(resolved, External):
             return resolved.qname in names
         if isinstance(resolved, Class) and depth < _MAX_DEPTH:
-            return any(self._is_subclass(self.resolve(base), names, depth + 1) for base in resolved.fact.bases)
+            return any(
+                self._is_subclass(self.resolve(base), names, depth + 1)
+                for base in resolved.fact.bases
+            )
         return False
 
     def is_fastapi_object(self, resolved: Resolved) -> bool:
         """An instance of FastAPI or APIRouter, or of a subclass of either."""
-        return isinstance(resolved, Instance) and self._is_subclass(resolved.of, APP_CLASSES | ROUTER_CLASSES)
+        return isinstance(resolved, Instance) and self._is_subclass(
+            resolved.of, APP_CLASSES | ROUTER_CLASSES
+        )
 
     def class_bases(self, cls: Class) -> Iterator[Resolved]:
         """Every base class, transitively, resolved (project classes and external names)."""
@@ -256,7 +271,7 @@ class ProjectIndex:
         return facts.functions.get(key[1]) if facts is not None else None
 
     def fastapi_role(self, key: FunctionKey) -> Optional[str]:
-        """"route" or "dependency" when FastAPI calls this function, else None."""
+        """ "route" or "dependency" when FastAPI calls this function, else None."""
         return self._fastapi_callees.get(key)
 
     def dependency_ref_at(self, path: str, line: int, column: int) -> Optional[DependencyRef]:

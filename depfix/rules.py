@@ -56,7 +56,9 @@ class FileContext:
     findings: list[Finding] = field(default_factory=list)
     imports: list[tuple[str, Optional[str], Optional[str]]] = field(default_factory=list)
 
-    def add_import(self, module: str, name: Optional[str] = None, alias: Optional[str] = None) -> None:
+    def add_import(
+        self, module: str, name: Optional[str] = None, alias: Optional[str] = None
+    ) -> None:
         """Ask for `from module import name as alias` (or `import module`) when fixes are applied."""
         if (module, name, alias) not in self.imports:
             self.imports.append((module, name, alias))
@@ -148,7 +150,9 @@ class ProjectFinding:
 class ProjectRule(RuleInfo):
     """A rule that needs the whole project at once and may edit or create several files."""
 
-    def __init__(self, index: ProjectIndex, settings: Settings, sources: Mapping[str, bytes]) -> None:
+    def __init__(
+        self, index: ProjectIndex, settings: Settings, sources: Mapping[str, bytes]
+    ) -> None:
         self.index = index
         self.settings = settings
         self.sources = sources
@@ -165,14 +169,16 @@ def register(rule: type[RuleInfo]) -> type[RuleInfo]:
     """Class decorator: make a rule known under its code."""
     existing = _REGISTRY.get(rule.CODE)
     if existing is not None and existing is not rule:
-        raise ValueError(f"rule code {rule.CODE} registered twice: {existing.__name__}, {rule.__name__}")
+        raise ValueError(
+            f"rule code {rule.CODE} registered twice: {existing.__name__}, {rule.__name__}"
+        )
     _REGISTRY[rule.CODE] = rule
     return rule
 
 
 def registered_rules() -> list[Rule]:
     """Every rule, in the run order the `codemods` package declares."""
-    import codemods  # noqa: F401  (importing the package registers its rules)
+    import codemods  # importing the package registers its rules
 
     return [_REGISTRY[code] for code in codemods.run_order(list(_REGISTRY))]
 

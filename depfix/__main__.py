@@ -1,0 +1,7 @@
+"""`python -m depfix`: the same entry point as the `depfix` console script."""
+
+import sys
+
+from depfix.cli import main
+
+sys.exit(main())

@@ -1,0 +1,107 @@
+"""Shared helpers: running the real `depfix` entry point and building small projects on disk."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Union
+
+import pytest
+
+Content = Union[str, bytes]
+
+PYPROJECT = '[project]\nname = "demo"\nrequires-python = ">=3.9"\n'
+
+APP = """\
+from fastapi import Depends, FastAPI
+
+app = FastAPI()
+
+
+def get_db():
+    yield 1
+
+
+@app.get("/")
+def read(db=Depends(get_db())):
+    return db
+"""
+APP_FIXED = APP.replace("Depends(get_db())", "Depends(get_db)")
+CLEAN = APP_FIXED
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finished `python -m depfix` process."""
+
+    code: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def out(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+    @property
+    def err(self) -> str:
+        return self.stderr.decode("utf-8", "replace")
+
+    def __str__(self) -> str:  # shown by pytest when an assertion on a Run fails
+        return f"exit {self.code}\n--- stdout\n{self.out}--- stderr\n{self.err}"
+
+
+def run_depfix(cwd: Path, *args: str) -> Run:
+    """Run the real entry point (`python -m depfix`) in `cwd`; stdout is a pipe, not a terminal."""
+    env = dict(os.environ)
+    env["PYTHONSAFEPATH"] = "1"  # the project under test must never shadow depfix's own imports
+    env.pop("NO_COLOR", None)
+    process = subprocess.run(
+        [sys.executable, "-m", "depfix", *args],
+        cwd=cwd,
+        capture_output=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    return Run(process.returncode, process.stdout, process.stderr)
+
+
+def write_tree(root: Path, files: Mapping[str, Content]) -> Path:
+    """Write `files` (relative path -> text or bytes) under `root`; text is written as UTF-8 as is."""
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return root
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    """Bytes and mode of every regular file below `root` (symlinks not followed, .git skipped)."""
+    found: dict[str, tuple[bytes, int]] = {}
+    for directory, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != ".git")
+        for name in sorted(files):
+            path = Path(directory, name)
+            if path.is_symlink():
+                continue
+            found[path.relative_to(root).as_posix()] = (path.read_bytes(), stat.S_IMODE(path.stat().st_mode))
+    return found
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Callable[..., Path]:
+    """Build a project (a pyproject.toml plus `files`) in a fresh directory and return its path."""
+    counter = iter(range(1_000_000))
+
+    def build(files: Mapping[str, Content], pyproject: str = PYPROJECT) -> Path:
+        root = tmp_path / f"project{next(counter)}"
+        root.mkdir()
+        write_tree(root, {"pyproject.toml": pyproject, **files})
+        return root
+
+    return build
