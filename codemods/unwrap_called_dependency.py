@@ -37,7 +37,7 @@ from typing import Optional
 
 import libcst as cst
 
-from depfix.facts import FunctionFact
+from depfix.facts import FileFacts, FunctionFact
 from depfix.index import Class, External, Function, ProjectIndex, Resolved
 from depfix.rules import SAFE, UNSAFE, FileRule, register
 from depfix.values import Call, Literal, Value
@@ -221,7 +221,7 @@ class UnwrapCalledDependency(FileRule):
     NEEDLES = (b"Depends", b"Security")
 
     @classmethod
-    def wants(cls, facts, index):  # type: ignore[no-untyped-def]
+    def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
         return any(ref.target_is_call for ref in facts.dependency_refs)
 
     def visit_Call(self, node: cst.Call) -> None:

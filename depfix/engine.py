@@ -101,6 +101,10 @@ class RunResult:
     fixes: int = 0
 
 
+Progress = Callable[[str, int, int], None]
+"""Called as (stage, done, total) while a stage runs."""
+
+
 @dataclass(frozen=True)
 class RunOptions:
     rules: Sequence[Rule]
@@ -111,6 +115,7 @@ class RunOptions:
     jobs: int = 1
     suppress: bool = True
     root: Optional[Path] = None
+    progress: Optional[Progress] = None
 
 
 @dataclass
@@ -356,17 +361,32 @@ def _unparsable(path: str, data: bytes) -> Optional[FileError]:
 
 
 # ---- orchestration ----------------------------------------------------------------------------
-def _map(function: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
-    if (
-        jobs <= 1
-        or len(items) < SERIAL_BELOW
-        or "fork" not in multiprocessing.get_all_start_methods()
-    ):
-        return [function(item) for item in items]
-    context = multiprocessing.get_context("fork")
-    chunk = max(1, len(items) // (jobs * 8))
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        return list(pool.map(function, items, chunksize=chunk))
+def _map(
+    function: Callable[[T], R],
+    items: Sequence[T],
+    jobs: int,
+    stage: str = "",
+    progress: Optional[Progress] = None,
+) -> list[R]:
+    """`function` over `items` in order: in worker processes when there are enough items."""
+    results: list[R] = []
+    if jobs <= 1 or len(items) < SERIAL_BELOW or "fork" not in multiprocessing.get_all_start_methods():
+        iterator: Iterable[R] = (function(item) for item in items)
+        pool = None
+    else:
+        # fork: workers inherit the index instead of receiving a pickled copy of it
+        context = multiprocessing.get_context("fork")
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+        iterator = pool.map(function, items, chunksize=max(1, len(items) // (jobs * 8)))
+    try:
+        for result in iterator:
+            results.append(result)
+            if progress is not None:
+                progress(stage, len(results), len(items))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return results
 
 
 def _extract_job(job: _Job) -> tuple[Optional[FileFacts], Optional[FileError]]:
@@ -411,7 +431,7 @@ def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) 
     by_path = {job.path: job for job in jobs}
     target_paths = [display_path(path, cwd) for path in found.targets]
     target_set = set(target_paths)
-    extracted = _map(_extract_job, jobs, options.jobs)
+    extracted = _map(_extract_job, jobs, options.jobs, "indexing", options.progress)
     facts_list = []
     for job, (facts, error) in zip(jobs, extracted):
         if facts is not None:
@@ -444,7 +464,8 @@ def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) 
     result.files_scanned = len(target_paths)
     _STATE = _State(index, options, overlay, by_path)
     try:
-        outcomes = _map(_process, [p for p in target_paths if p in by_path], options.jobs)
+        checked = [path for path in target_paths if path in by_path]
+        outcomes = _map(_process, checked, options.jobs, "checking", options.progress)
     finally:
         _STATE = None
     originals: dict[str, Optional[SourceFile]] = {}
