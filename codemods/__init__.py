@@ -15,6 +15,11 @@ RUN_ORDER: tuple[tuple[str, str], ...] = (
         "DF005 first: `Depends(f())` makes the app fail at import; every other rule reasons about "
         "`Depends(f)`, so the argument must be a reference before they look at it.",
     ),
+    (
+        "annotate_parameters",
+        "DF006 rewrites whole signatures; it runs after the rules that edit single markers inside "
+        "them, whose edits it then carries into `Annotated` on the next pass.",
+    ),
 )
 
 for _module, _reason in RUN_ORDER:

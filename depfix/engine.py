@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
 
 import libcst as cst
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import MetadataWrapper
 
 from depfix.config import Settings
 from depfix.discovery import discover
 from depfix.facts import FileFacts, extract_facts
+from depfix.imports import add_from_import
 from depfix.index import ProjectIndex
 from depfix.io import SourceError, SourceFile, decode_source, read_source
 from depfix.modules import module_names
@@ -178,14 +177,29 @@ def _fixable(finding: Finding, unsafe: bool) -> bool:
 
 
 def _non_overlapping(findings: Iterable[Finding]) -> tuple[list[Finding], int]:
+    """The fixes to apply now: no two edits overlap; the rest wait for the next pass.
+
+    Findings that share one edit (same target and replacement) are taken or left together.
+    """
     accepted: list[Finding] = []
+    taken: set[tuple[int, int]] = set()
     dropped = 0
-    for finding in sorted(findings, key=lambda f: (f.span.line, f.span.column)):
-        if any(_overlaps(finding.span, other.span) for other in accepted):
+    for finding in sorted(findings, key=_edit_position):
+        edit = (id(finding.target), id(finding.replacement))
+        span = finding.target_span or finding.span
+        if edit in taken:
+            accepted.append(finding)
+        elif any(_overlaps(span, other.target_span or other.span) for other in accepted):
             dropped += 1
         else:
             accepted.append(finding)
+            taken.add(edit)
     return accepted, dropped
+
+
+def _edit_position(finding: Finding) -> tuple[int, int]:
+    span = finding.target_span or finding.span
+    return span.line, span.column
 
 
 def _overlaps(a: Span, b: Span) -> bool:
@@ -274,6 +288,8 @@ def process_file(
     current_index = index
     first_findings: list[Finding] = []
     applied: set[int] = set()
+    deferred: set[int] = set()  # first-pass fixes that overlapped another and wait for a later pass
+    converged = True
     for attempt in range(MAX_PASSES):
         context = FileContext(
             path, current_index.file(path) or facts, current_index, options.settings
@@ -285,23 +301,25 @@ def process_file(
         accepted, dropped = _non_overlapping(fixable)
         if not accepted:
             break
-        module = cst.ensure_type(
-            module.visit(
-                _ReplaceNodes({f.node: f.replacement for f in accepted if f.node and f.replacement})
-            ),
-            cst.Module,
-        )
-        if context.imports:
-            module = _add_imports(module, context.imports)
+        edits = {f.target: f.replacement for f in accepted if f.target and f.replacement}
+        module = cst.ensure_type(module.visit(_ReplaceNodes(edits)), cst.Module)
+        first_party = current_index.top_level_packages()
+        for source, name in sorted({i for f in accepted for i in f.imports}):
+            module = add_from_import(module, source, name, first_party)
         outcome.fixes += len(accepted)
         if attempt == 0:
             applied.update(id(f) for f in accepted)
+            deferred.update(id(f) for f in fixable if id(f) not in applied)
         if not dropped:
             break
+        converged = False
         new_facts, _ = _extract(job, module.bytes)
         if new_facts is None:
             break
         current_index = current_index.with_file(new_facts)
+        converged = attempt + 1 < MAX_PASSES
+    if converged:
+        applied |= deferred
     if module is not original:
         new_data = module.bytes
         problem = _unparsable(path, new_data)
@@ -335,15 +353,6 @@ def process_file(
             )
         )
     return outcome
-
-
-def _add_imports(
-    module: cst.Module, imports: list[tuple[str, Optional[str], Optional[str]]]
-) -> cst.Module:
-    context = CodemodContext()
-    for module_name, name, alias in imports:
-        AddImportsVisitor.add_needed_import(context, module_name, name, alias)
-    return AddImportsVisitor(context).transform_module(module)
 
 
 def _unparsable(path: str, data: bytes) -> Optional[FileError]:

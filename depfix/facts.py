@@ -24,9 +24,24 @@ TYPE_CHECKING_NAMES = frozenset(
 )
 ANNOTATED_NAMES = frozenset({"typing.Annotated", "typing_extensions.Annotated"})
 DEPENDENCIES_KEYWORD = "dependencies"
+GENERATOR_TYPES = frozenset(
+    f"{module}.{name}"
+    for module in ("typing", "collections.abc", "typing_extensions")
+    for name in ("Generator", "Iterator", "AsyncGenerator", "AsyncIterator", "Iterable", "AsyncIterable")
+)
 
 Position = tuple[int, int]
 """1-based line and 1-based character column."""
+
+
+@dataclass(frozen=True, order=True)
+class CallSite:
+    """A direct call: where, and how many arguments it passes by position (`*args` counts as many)."""
+
+    line: int
+    column: int
+    positional: int
+    star: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,7 @@ class ParamFact:
     annotation: Optional[Value]
     has_default: bool
     injected: bool  # has a Depends/Security default or an Annotated[..., Depends()] annotation
+    default_call: Optional[Value] = None  # for a default `Query(...)`: what `Query` names
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,9 @@ class FunctionFact:
     is_generator: bool
     decorators: tuple[Value, ...]
     returns: Optional[Value]
+    provides: Optional[Value]
+    """The exact type a dependency provides, when its return annotation names it simply:
+    `-> Session`, `-> Iterator[Session]`, `-> AsyncGenerator[Session, None]`."""
     return_values: tuple[Value, ...]
     params: tuple[ParamFact, ...]
     class_qualname: Optional[str]
@@ -131,7 +150,7 @@ class FileFacts:
     routes: list[RouteFact] = field(default_factory=list)
     dependency_refs: list[DependencyRefFact] = field(default_factory=list)
     overrides: list[OverrideFact] = field(default_factory=list)
-    calls: dict[str, list[Position]] = field(default_factory=dict)
+    calls: dict[str, list[CallSite]] = field(default_factory=dict)
     all_names: Optional[tuple[str, ...]] = None
 
 
@@ -236,6 +255,22 @@ class _Extractor(ast.NodeVisitor):
             return Name("builtins.None")
         return self.value(node)
 
+    def provided_type(self, node: Optional[ast.expr], is_generator: bool) -> Optional[Value]:
+        """The simple type a return annotation names, looking through a generator's wrapper."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            node = _parse_string_expression(node.value)
+        if isinstance(node, ast.Subscript):
+            if not is_generator:
+                return None
+            origin = self.value(node.value)
+            if not (isinstance(origin, Name) and origin.qname in GENERATOR_TYPES):
+                return None
+            node = node.slice.elts[0] if isinstance(node.slice, ast.Tuple) else node.slice
+        if isinstance(node, (ast.Name, ast.Attribute)):
+            value = self.value(node)
+            return value if isinstance(value, Name) else None
+        return None
+
     def bind(self, name: str, value: Value, is_import: bool = False) -> None:
         """Bind `name` in the current scope.
 
@@ -255,7 +290,11 @@ class _Extractor(ast.NodeVisitor):
     def record_call(self, node: ast.Call) -> None:
         func = self.value(node.func)
         if isinstance(func, Name) and not func.qname.startswith("builtins."):
-            self.facts.calls.setdefault(func.qname, []).append(self.start(node))
+            line, column = self.start(node)
+            star = any(isinstance(arg, ast.Starred) for arg in node.args)
+            star = star or any(keyword.arg is None for keyword in node.keywords)
+            site = CallSite(line, column, len(node.args), star)
+            self.facts.calls.setdefault(func.qname, []).append(site)
 
     # ---- imports ----------------------------------------------------------------------------
     def import_kind(self) -> str:
@@ -316,6 +355,7 @@ class _Extractor(ast.NodeVisitor):
         self.scopes.append(scope)
         for statement in node.body:
             self.visit(statement)
+        is_generator = any(True for _ in _own_nodes(node.body, (ast.Yield, ast.YieldFrom)))
         return_values = tuple(
             self.return_value(r)
             for r in _own_nodes(node.body, ast.Return)
@@ -329,9 +369,10 @@ class _Extractor(ast.NodeVisitor):
             column=self.column(node.lineno, node.col_offset),
             end_line=node.end_lineno or node.lineno,
             is_async=is_async,
-            is_generator=any(True for _ in _own_nodes(node.body, (ast.Yield, ast.YieldFrom))),
+            is_generator=is_generator,
             decorators=decorators,
             returns=returns,
+            provides=self.provided_type(node.returns, is_generator),
             return_values=return_values,
             params=params,
             class_qualname=class_qualname,
@@ -372,7 +413,10 @@ class _Extractor(ast.NodeVisitor):
                 injected = self.visit_annotation(arg.annotation, qualname, arg.arg, annotation)
             if default is not None:
                 injected = self.visit_default(default, qualname, arg.arg, annotation) or injected
-            params.append(ParamFact(arg.arg, kind, annotation, default is not None, injected))
+            default_call = self.value(default.func) if isinstance(default, ast.Call) else None
+            params.append(
+                ParamFact(arg.arg, kind, annotation, default is not None, injected, default_call)
+            )
         return tuple(params)
 
     def visit_annotation(

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from depfix.facts import ClassFact, DependencyRefFact, FileFacts, FunctionFact, Position
+from depfix.facts import CallSite, ClassFact, DependencyRefFact, FileFacts, FunctionFact
 from depfix.values import Attr, Call, Name, Value
 
 APP_CLASSES = frozenset({"fastapi.FastAPI", "fastapi.applications.FastAPI"})
@@ -101,7 +101,8 @@ class ProjectIndex:
         self.routes: list[Route] = []
         self._refs_by_position: dict[tuple[str, int, int], DependencyRef] = {}
         self._fastapi_callees: dict[FunctionKey, str] = {}
-        self._direct_calls: Optional[dict[FunctionKey, list[tuple[str, Position]]]] = None
+        self._functions_by_line: Optional[dict[tuple[str, int], FunctionFact]] = None
+        self._direct_calls: Optional[dict[FunctionKey, list[tuple[str, CallSite]]]] = None
         self._build()
 
     # ---- building ---------------------------------------------------------------------------
@@ -278,23 +279,45 @@ class ProjectIndex:
         """The verified `Depends`/`Security` call that starts at this position of a file."""
         return self._refs_by_position.get((path, line, column))
 
-    def direct_calls(self, key: FunctionKey) -> list[tuple[str, Position]]:
-        """Where the project calls this function itself, outside `Depends(...)`, sorted."""
+    def direct_calls(self, key: FunctionKey) -> list[tuple[str, CallSite]]:
+        """Where the project calls this function itself, outside `Depends(...)`, sorted.
+
+        A call of a class counts as a call of its `__init__`.
+        """
         if self._direct_calls is None:
-            calls: dict[FunctionKey, list[tuple[str, Position]]] = {}
+            calls: dict[FunctionKey, list[tuple[str, CallSite]]] = {}
             for facts in self.files.values():
-                for qname, positions in facts.calls.items():
+                for qname, sites in facts.calls.items():
                     resolved = self.resolve(Name(qname))
                     if isinstance(resolved, Function):
                         target = (resolved.fact.module, resolved.fact.qualname)
-                        calls.setdefault(target, []).extend((facts.path, p) for p in positions)
+                    elif isinstance(resolved, Class):
+                        target = (resolved.fact.module, f"{resolved.fact.qualname}.__init__")
+                    else:
+                        continue
+                    calls.setdefault(target, []).extend((facts.path, site) for site in sites)
             self._direct_calls = {key: sorted(value) for key, value in calls.items()}
         return self._direct_calls.get(key, [])
+
+    def function_at(self, path: str, line: int) -> Optional[FunctionFact]:
+        """The function whose `def` (or `async def`) keyword is on this line of a file."""
+        facts = self.files.get(path)
+        if facts is None:
+            return None
+        if self._functions_by_line is None:
+            self._functions_by_line = {
+                (f.path, fact.line): fact for f in self.files.values() for fact in f.functions.values()
+            }
+        return self._functions_by_line.get((path, line))
 
     def with_file(self, facts: FileFacts) -> ProjectIndex:
         """The index of the same project with one file's facts replaced."""
         files = [facts if f.path == facts.path else f for f in self.files.values()]
         return ProjectIndex(files, self.module_aliases)
+
+    def top_level_packages(self) -> frozenset[str]:
+        """The first part of every module name in the project (isort's first party)."""
+        return frozenset(name.split(".")[0] for name in self.modules)
 
     def file(self, path: str) -> Optional[FileFacts]:
         return self.files.get(path)

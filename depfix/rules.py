@@ -34,15 +34,23 @@ class Span:
 
 @dataclass(frozen=True)
 class Finding:
-    """One reported problem; `replacement` swaps `node` for a new node when the fix is applied."""
+    """One reported problem.
+
+    With a fix, `replacement` takes the place of `target` (the reported node itself unless the rule
+    rewrites a larger one, such as a whole signature) and `imports` lists the `from module import
+    name` statements the fix needs. Findings that share the same target and replacement object are
+    one edit.
+    """
 
     code: str
     span: Span
     message: str
-    node: Optional[cst.CSTNode] = None
+    target: Optional[cst.CSTNode] = None
+    target_span: Optional[Span] = None
     replacement: Optional[cst.CSTNode] = None
     safety: Optional[str] = None
     reason: str = ""
+    imports: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -54,14 +62,6 @@ class FileContext:
     index: ProjectIndex
     settings: Settings
     findings: list[Finding] = field(default_factory=list)
-    imports: list[tuple[str, Optional[str], Optional[str]]] = field(default_factory=list)
-
-    def add_import(
-        self, module: str, name: Optional[str] = None, alias: Optional[str] = None
-    ) -> None:
-        """Ask for `from module import name as alias` (or `import module`) when fixes are applied."""
-        if (module, name, alias) not in self.imports:
-            self.imports.append((module, name, alias))
 
 
 class RuleInfo:
@@ -115,17 +115,31 @@ class FileRule(RuleInfo, cst.BatchableCSTVisitor):
         message: str,
         *,
         replacement: Optional[cst.CSTNode] = None,
+        target: Optional[cst.CSTNode] = None,
         safety: Optional[str] = None,
         reason: str = "",
+        imports: tuple[tuple[str, str], ...] = (),
     ) -> None:
         """Report a finding at `node`; with `replacement`, offer the fix graded `safety`.
 
-        Without a replacement, `reason` says why no fix is offered; with one, why it is unsafe.
+        The replacement takes the place of `target` (default: `node`). Without a replacement,
+        `reason` says why no fix is offered; with one, why it is unsafe.
         """
         if replacement is not None and safety is None:
             safety = SAFE
+        target = target if target is not None else node
         self.context.findings.append(
-            Finding(self.CODE, self.span(node), message, node, replacement, safety, reason)
+            Finding(
+                self.CODE,
+                self.span(node),
+                message,
+                target if replacement is not None else None,
+                self.span(target) if replacement is not None else None,
+                replacement,
+                safety,
+                reason,
+                imports,
+            )
         )
 
 

@@ -2,7 +2,8 @@
 
 A case is either `input.py` (+ `expected.py`) or a `before/` tree (+ `after/`); a missing expected
 side means the rule must leave the input untouched. Optional files:
-- `case.toml`: `args = [...]` extra command-line arguments (e.g. `["--unsafe"]`);
+- `case.toml`: `args = [...]` extra command-line arguments (e.g. `["--unsafe"]`) and `select`, the
+  rules to run (default: the rule the case is filed under);
 - `diagnostics.txt`: the exact text report of `depfix check` on the input.
 
 For every case: the output equals the expected side byte for byte, every output file parses, and a
@@ -76,16 +77,13 @@ def _expected(case: Path) -> dict[str, bytes]:
 
 def _arguments(case: Path) -> list[str]:
     config = case / "case.toml"
-    if not config.is_file():
-        return []
-    return list(tomllib.loads(config.read_text())["args"])
+    settings = tomllib.loads(config.read_text()) if config.is_file() else {}
+    return ["--select", settings.get("select", case.parent.name), *settings.get("args", [])]
 
 
-def _run(
-    command: str, code: str, arguments: list[str], capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str]:
+def _run(command: str, arguments: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     capsys.readouterr()
-    status = main([command, ".", "--select", code, "--quiet", *arguments])
+    status = main([command, ".", "--quiet", *arguments])
     return status, capsys.readouterr().out
 
 
@@ -93,7 +91,6 @@ def _run(
 def test_fixture_case(
     case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = case.parent.name
     tree = tmp_path / "project"
     added_marker = _prepare(case, tree)
     monkeypatch.chdir(tree)
@@ -107,18 +104,18 @@ def test_fixture_case(
 
     diagnostics = case / "diagnostics.txt"
     if diagnostics.is_file():
-        status, report = _run("check", code, arguments, capsys)
+        status, report = _run("check", arguments, capsys)
         assert report == diagnostics.read_text(), "the check report differs from diagnostics.txt"
         assert status == (1 if report else 0)
 
-    _run("apply", code, arguments, capsys)
+    _run("apply", arguments, capsys)
     result = output()
     assert result == _expected(case)
     for name, data in result.items():
         if name.endswith(".py"):
             ast.parse(data, filename=name)
 
-    _run("apply", code, arguments, capsys)
+    _run("apply", arguments, capsys)
     assert output() == result, "a second run changed the output"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from depfix.engine import _jobs_for, build_index
-from depfix.facts import extract_facts, resolve_relative
+from depfix.facts import CallSite, extract_facts, resolve_relative
 from depfix.index import Class, External, Function, Instance, ProjectIndex
 from depfix.modules import module_names
 
@@ -278,7 +278,7 @@ def test_dependency_references_and_what_fastapi_calls(tmp_path: Path) -> None:
     for key in expected_dependencies:
         assert index.fastapi_role(key) == "dependency", key
     assert index.fastapi_role(("app.main", "not_a_route")) is None
-    assert index.direct_calls(("app.deps", "get_db")) == [("app/main.py", (17, 12))]
+    assert index.direct_calls(("app.deps", "get_db")) == [("app/main.py", CallSite(17, 12, 0))]
     assert index.direct_calls(("app.deps", "verify")) == []
 
 

@@ -1,0 +1,460 @@
+"""DF006 non-annotated-parameter: FastAPI markers written as defaults instead of in `Annotated`.
+
+Since FastAPI 0.95 the recommended form puts `Depends`, `Security`, `Query`, `Path`, `Header`, `Cookie`,
+`Body`, `Form` and `File` inside `Annotated[...]`. The old form makes the marker the parameter's default,
+so calling the function directly passes a `Depends` object instead of a value, the type and the marker
+drift apart, and signatures cannot be shared as aliases.
+
+Before:
+
+    @router.get("/items")
+    def list_items(
+        q: str = Query(None, max_length=50),
+        db: Session = Depends(get_db),
+        user=Depends(get_current_user),
+    ):
+        ...
+
+After:
+
+    @router.get("/items")
+    def list_items(
+        q: Annotated[str, Query(max_length=50)] = None,
+        *,
+        db: Annotated[Session, Depends(get_db)],
+        user: Annotated[User, Depends(get_current_user)],
+    ):
+        ...
+
+Only parameters of functions FastAPI calls are rewritten: routes (on apps, routers, router subclasses,
+routers built in factories) and dependencies (functions, class `__init__`, instance `__call__`).
+`Depends(...)` and `Security(...)` move into `Annotated` whole. For the other markers the first positional
+or `default=` argument becomes the parameter's default (`...` means required), `default_factory` and
+every other argument stay in the marker, including `**kwargs`; comments and line breaks inside the call
+are kept. An unannotated dependency parameter takes its type from the provider's return annotation
+(looking through `Iterator`/`Generator`/`AsyncIterator`/`AsyncGenerator`), importing it when needed.
+
+Each signature is planned as one edit. A parameter that loses its default after an optional positional
+one would not compile, so `*` is inserted before it (FastAPI passes every argument by keyword) unless
+the project calls the function with that many positional arguments; then the site is reported instead.
+`Annotated` is taken from an existing import when there is one, else imported from `typing`
+(`typing_extensions` for Python 3.8), in isort's position.
+
+Fix safety: safe; unsafe when a type must be imported from a module of the project (a new import can
+close an import cycle). Reported without fix, with the reason: a marker call the rule does not fully
+understand (`*args`, several positional arguments, a comment on the moved default), an unannotated
+parameter whose type is unknown, an `Annotated` name that is taken, a signature that cannot be reordered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import libcst as cst
+
+from depfix.facts import FileFacts, FunctionFact, ParamFact
+from depfix.imports import bound_import, bound_module, dotted
+from depfix.index import Class, External, Function, ProjectIndex
+from depfix.rules import SAFE, UNSAFE, FileRule, register
+
+MARKER_MODULES = ("fastapi", "fastapi.params", "fastapi.param_functions")
+DEPENDENCY_MARKERS = frozenset(f"{m}.{n}" for m in MARKER_MODULES for n in ("Depends", "Security"))
+VALUE_MARKERS = frozenset(
+    f"{m}.{n}"
+    for m in MARKER_MODULES
+    for n in ("Query", "Path", "Header", "Cookie", "Body", "Form", "File")
+)
+ANNOTATED_NAMES = frozenset({"typing.Annotated", "typing_extensions.Annotated"})
+MIN_FASTAPI = (0, 95, 1)
+_EMPTY = cst.Module(body=[])
+_COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+
+
+def code(node: cst.CSTNode) -> str:
+    return _EMPTY.code_for_node(node)
+
+
+@dataclass
+class Conversion:
+    """The plan for one parameter: its new node, or why it cannot be converted."""
+
+    original: cst.Param
+    marker: str
+    new: Optional[cst.Param] = None
+    reason: str = ""
+    imports: tuple[tuple[str, str], ...] = ()
+    unsafe_reason: str = ""
+
+
+@dataclass
+class _TypeText:
+    text: str
+    imports: tuple[tuple[str, str], ...] = ()
+    unsafe_reason: str = ""
+
+
+@dataclass
+class _AnnotatedName:
+    expression: Optional[cst.BaseExpression] = None
+    imports: tuple[tuple[str, str], ...] = ()
+    reason: str = ""
+    uses: list[str] = field(default_factory=list)
+
+
+def _positional_args(call: cst.Call) -> list[cst.Arg]:
+    return [arg for arg in call.args if arg.keyword is None and arg.star == ""]
+
+
+def _has_comment(node: cst.CSTNode) -> bool:
+    return "#" in code(node)
+
+
+def _without(call: cst.Call, removed: cst.Arg) -> cst.Call:
+    """The call without one argument, keeping the separators (and their comments) of the others."""
+    args = list(call.args)
+    position = args.index(removed)
+    del args[position]
+    comma = removed.comma
+    if position == 0:
+        if (
+            isinstance(comma, cst.Comma)
+            and isinstance(comma.whitespace_after, cst.ParenthesizedWhitespace)
+            and args
+            and not _has_comment(call.whitespace_before_args)
+        ):
+            # what followed the removed argument now follows the opening parenthesis
+            return call.with_changes(args=args, whitespace_before_args=comma.whitespace_after)
+        return call.with_changes(args=args)
+    if position == len(args) or (isinstance(comma, cst.Comma) and _has_comment(comma)):
+        args[position - 1] = args[position - 1].with_changes(comma=comma)
+    return call.with_changes(args=args)
+
+
+def _is_ellipsis(node: cst.BaseExpression) -> bool:
+    return isinstance(node, cst.Ellipsis)
+
+
+@register
+class AnnotateParameters(FileRule):
+    CODE = "DF006"
+    NAME = "non-annotated-parameter"
+    SUMMARY = "`x: T = Depends(f)` and `q: str = Query(None)`: markers as defaults instead of `Annotated`"
+    FIX = SAFE
+    NEEDLES = (b"Depends", b"Security", b"Query", b"Path", b"Header", b"Cookie", b"Body", b"Form", b"File")
+
+    @classmethod
+    def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
+        return any(
+            param.default_call is not None
+            for function in facts.functions.values()
+            for param in function.params
+        )
+
+    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(context)
+        self.module: Optional[cst.Module] = None
+        self._annotated: Optional[_AnnotatedName] = None
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self.module = node
+
+    # ---- the Annotated name ------------------------------------------------------------------
+    def annotated(self) -> _AnnotatedName:
+        if self._annotated is not None:
+            return self._annotated
+        assert self.module is not None
+        for source in ("typing", "typing_extensions"):
+            local = bound_import(self.module, source, "Annotated")
+            if local is not None:
+                self._annotated = _AnnotatedName(cst.parse_expression(local))
+                return self._annotated
+        source = "typing_extensions" if self.context.settings.target_version < (3, 9) else "typing"
+        bindings = self.context.facts.bindings
+        if "Annotated" not in bindings:
+            self._annotated = _AnnotatedName(cst.Name("Annotated"), ((source, "Annotated"),))
+        else:
+            local_module = bound_module(self.module, source)
+            if local_module is not None:
+                self._annotated = _AnnotatedName(cst.parse_expression(f"{local_module}.Annotated"))
+            else:
+                self._annotated = _AnnotatedName(
+                    reason="the name `Annotated` is bound to something else in this module"
+                )
+        return self._annotated
+
+    # ---- types for unannotated parameters ----------------------------------------------------
+    def type_for(self, call: cst.Call) -> Union[_TypeText, str]:
+        """The type an unannotated `Depends(provider)` parameter receives, or why it is unknown."""
+        span = self.span(call)
+        ref = self.index.dependency_ref_at(self.context.path, span.line, span.column)
+        if ref is None or not isinstance(ref.target, Function) or ref.fact.target_is_call:
+            return "the parameter has no annotation and its provider is not a known function"
+        provides = ref.target.fact.provides
+        if provides is None:
+            name = ref.target.fact.qualname
+            return f"the parameter has no annotation and `{name}` declares no simple return type"
+        resolved = self.index.resolve(provides)
+        facts = self.context.facts
+        for local, value in sorted(facts.bindings.items()):
+            if local not in facts.rebound and self.index.resolve(value) == resolved:
+                return _TypeText(local)
+        if isinstance(resolved, External):
+            source, _, name = resolved.qname.rpartition(".")
+            if source == "builtins":
+                return _TypeText(name) if name not in facts.bindings else f"`{name}` is shadowed here"
+            unsafe = ""
+        elif isinstance(resolved, Class) and "." not in resolved.fact.qualname:
+            source, name = resolved.fact.module, resolved.fact.qualname
+            already = any(i.target == source and i.kind == "eager" for i in facts.imports)
+            unsafe = "" if already else f"adds an import from `{source}`, which can close an import cycle"
+        else:
+            return "the parameter has no annotation and its provider's return type cannot be named here"
+        if name in facts.bindings or not source:
+            return f"the provider's type `{name}` cannot be imported here: the name is taken"
+        return _TypeText(name, ((source, name),), unsafe)
+
+    # ---- one parameter -----------------------------------------------------------------------
+    def convert(self, param: cst.Param, fact: ParamFact) -> Optional[Conversion]:
+        call = param.default
+        if not isinstance(call, cst.Call) or fact.default_call is None:
+            return None
+        resolved = self.index.resolve(fact.default_call)
+        if not isinstance(resolved, External):
+            return None
+        marker = resolved.qname
+        if marker not in DEPENDENCY_MARKERS and marker not in VALUE_MARKERS:
+            return None
+        short = marker.rsplit(".", 1)[-1]
+        conversion = Conversion(param, short)
+        annotated = self.annotated()
+        if annotated.expression is None:
+            conversion.reason = annotated.reason
+            return conversion
+        conversion.imports = annotated.imports
+        new_default: Optional[cst.BaseExpression] = None
+        marker_call = call
+        if marker in VALUE_MARKERS:
+            if any(arg.star == "*" for arg in call.args):
+                conversion.reason = f"`{short}(*...)` passes positional arguments it does not name"
+                return conversion
+            positional = _positional_args(call)
+            keywords = {arg.keyword.value: arg for arg in call.args if arg.keyword is not None}
+            if len(positional) > 1:
+                conversion.reason = f"`{short}(...)` has more than one positional argument"
+                return conversion
+            default_arg = positional[0] if positional else keywords.get("default")
+            if default_arg is not None:
+                if _has_comment(default_arg.value) or _has_comment(default_arg.whitespace_after_arg):
+                    conversion.reason = "a comment inside the default would be lost"
+                    return conversion
+                marker_call = _without(call, default_arg)
+                if not _is_ellipsis(default_arg.value):
+                    new_default = default_arg.value
+        annotation = param.annotation
+        if annotation is None:
+            if marker in VALUE_MARKERS:
+                conversion.reason = "the parameter has no type annotation to put in `Annotated`"
+                return conversion
+            found = self.type_for(call)
+            if isinstance(found, str):
+                conversion.reason = found
+                return conversion
+            conversion.imports += found.imports
+            conversion.unsafe_reason = found.unsafe_reason
+            type_node: cst.BaseExpression = cst.parse_expression(found.text)
+            new_annotation = cst.Annotation(annotation=self.subscript(annotated.expression, type_node, marker_call))
+        elif isinstance(annotation.annotation, (cst.SimpleString, cst.ConcatenatedString)):
+            text = self.string_annotation(annotation.annotation, annotated.expression, marker_call)
+            if text is None:
+                conversion.reason = "the string annotation cannot hold this marker call"
+                return conversion
+            new_annotation = annotation.with_changes(annotation=cst.parse_expression(text))
+        else:
+            existing = self.existing_annotated(annotation.annotation)
+            if existing is not None:
+                if any(self.is_marker_element(element) for element in existing.slice[1:]):
+                    conversion.reason = "its `Annotated` already holds a FastAPI marker"
+                    return conversion
+                elements = list(existing.slice)
+                elements[-1] = elements[-1].with_changes(comma=_COMMA)
+                elements.append(cst.SubscriptElement(slice=cst.Index(value=marker_call)))
+                new_annotation = annotation.with_changes(annotation=existing.with_changes(slice=elements))
+            else:
+                new_annotation = annotation.with_changes(
+                    annotation=self.subscript(annotated.expression, annotation.annotation, marker_call)
+                )
+        if new_default is None:
+            conversion.new = param.with_changes(
+                annotation=new_annotation, default=None, equal=cst.MaybeSentinel.DEFAULT
+            )
+        else:
+            conversion.new = param.with_changes(annotation=new_annotation, default=new_default)
+        return conversion
+
+    @staticmethod
+    def subscript(
+        annotated: cst.BaseExpression, type_node: cst.BaseExpression, marker_call: cst.Call
+    ) -> cst.Subscript:
+        return cst.Subscript(
+            value=annotated,
+            slice=[
+                cst.SubscriptElement(slice=cst.Index(value=type_node), comma=_COMMA),
+                cst.SubscriptElement(slice=cst.Index(value=marker_call)),
+            ],
+        )
+
+    def string_annotation(
+        self,
+        node: Union[cst.SimpleString, cst.ConcatenatedString],
+        annotated: cst.BaseExpression,
+        marker_call: cst.Call,
+    ) -> Optional[str]:
+        if not isinstance(node, cst.SimpleString) or node.prefix or len(node.quote) != 1:
+            return None
+        inner = node.evaluated_value
+        if not isinstance(inner, str):
+            return None
+        call_text = code(marker_call)
+        if any(character in call_text for character in (node.quote, "\\", "\n", "#")):
+            return None
+        return f"{node.quote}{code(annotated)}[{inner}, {call_text}]{node.quote}"
+
+    def existing_annotated(self, node: cst.BaseExpression) -> Optional[cst.Subscript]:
+        if not isinstance(node, cst.Subscript) or len(node.slice) < 2:
+            return None
+        name = dotted(node.value)
+        if name is None:
+            return None
+        head, _, rest = name.partition(".")
+        value = self.context.facts.bindings.get(head)
+        if value is None:
+            return None
+        resolved = self.index.resolve(value)
+        qualified = resolved.qname if isinstance(resolved, External) else None
+        if qualified is None:
+            return None
+        full = f"{qualified}.{rest}" if rest else qualified
+        return node if full in ANNOTATED_NAMES else None
+
+    def is_marker_element(self, element: cst.SubscriptElement) -> bool:
+        value = element.slice.value if isinstance(element.slice, cst.Index) else None
+        if not isinstance(value, cst.Call):
+            return False
+        name = dotted(value.func)
+        if name is None:
+            return False
+        head, _, rest = name.partition(".")
+        bound = self.context.facts.bindings.get(head)
+        if bound is None:
+            return False
+        resolved = self.index.resolve(bound)
+        if not isinstance(resolved, External):
+            return False
+        full = f"{resolved.qname}.{rest}" if rest else resolved.qname
+        return full in DEPENDENCY_MARKERS | VALUE_MARKERS
+
+    # ---- one signature -----------------------------------------------------------------------
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        version = self.context.settings.fastapi_version
+        if version is not None and version < MIN_FASTAPI:
+            return
+        function = self.index.function_at(self.context.path, self.span(node).line)
+        if function is None:
+            return
+        if self.index.fastapi_role((function.module, function.qualname)) is None:
+            return
+        by_name = {param.name: param for param in function.params}
+        params = node.params
+        conversions: dict[int, Conversion] = {}
+        for param in (*params.posonly_params, *params.params, *params.kwonly_params):
+            fact = by_name.get(param.name.value)
+            if fact is None:
+                continue
+            conversion = self.convert(param, fact)
+            if conversion is not None:
+                conversions[id(param)] = conversion
+        if not conversions:
+            return
+        convertible = {key: c for key, c in conversions.items() if c.new is not None}
+        safe = {key: c for key, c in convertible.items() if not c.unsafe_reason}
+        # Safe conversions form one edit; unsafe ones a larger edit that also contains them, which
+        # only applies with --unsafe (on the next pass, once the safe edit is in).
+        plans = {"safe": self.plan_signature(params, safe, function)}
+        if len(safe) < len(convertible):
+            plans["unsafe"] = self.plan_signature(params, convertible, function)
+        for key, conversion in conversions.items():
+            message = (
+                f"parameter `{conversion.original.name.value}` uses `{conversion.marker}(...)` as its "
+                "default; declare it with `Annotated`"
+            )
+            grade = "unsafe" if conversion.unsafe_reason else "safe"
+            new_params, order_problem = plans[grade] if conversion.new is not None else (None, "")
+            if new_params is None:
+                self.report(conversion.original, message, reason=conversion.reason or order_problem)
+                continue
+            included = safe if grade == "safe" else convertible
+            self.report(
+                conversion.original,
+                message,
+                target=params,
+                replacement=new_params,
+                safety=UNSAFE if grade == "unsafe" else SAFE,
+                reason=conversion.unsafe_reason,
+                imports=tuple(sorted({i for c in included.values() for i in c.imports})),
+            )
+
+    def plan_signature(
+        self, params: cst.Parameters, done: dict[int, Conversion], function: FunctionFact
+    ) -> tuple[Optional[cst.Parameters], str]:
+        """The new parameter list, with `*` inserted where order demands it, or why not."""
+
+        def new(param: cst.Param) -> cst.Param:
+            conversion = done.get(id(param))
+            return conversion.new if conversion and conversion.new is not None else param
+
+        posonly = [new(p) for p in params.posonly_params]
+        normal = [new(p) for p in params.params]
+        kwonly = [new(p) for p in params.kwonly_params]
+        positional = posonly + normal
+        seen_default = False
+        first_bad: Optional[int] = None
+        for position, param in enumerate(positional):
+            if param.default is not None:
+                seen_default = True
+            elif seen_default:
+                first_bad = position
+                break
+        if first_bad is None:
+            return params.with_changes(posonly_params=posonly, params=normal, kwonly_params=kwonly), ""
+        if first_bad < len(posonly):
+            return None, "a positional-only parameter would follow one with a default"
+        if isinstance(params.star_arg, cst.Param):
+            return None, "a parameter would lose its default before `*args`; reorder it by hand"
+        if function.name == "__call__":
+            return None, "keyword-only parameters would be needed, and direct calls of instances cannot be checked"
+        offset = 1 if function.class_qualname else 0
+        for path, site in self.index.direct_calls((function.module, function.qualname)):
+            if site.star or site.positional + offset > first_bad:
+                return None, (
+                    "a parameter would lose its default after an optional one, and "
+                    f"{path}:{site.line} calls `{function.name}` with positional arguments"
+                )
+        split = first_bad - len(posonly)
+        moved = normal[split:]
+        normal = normal[:split]
+        separator = normal[-1].comma if normal else cst.MaybeSentinel.DEFAULT
+        star_comma = (
+            cst.Comma(whitespace_after=separator.whitespace_after)
+            if isinstance(separator, cst.Comma)
+            else _COMMA
+        )
+        star = params.star_arg
+        if not isinstance(star, cst.ParamStar):
+            star = cst.ParamStar(comma=star_comma)
+        return (
+            params.with_changes(
+                posonly_params=posonly, params=normal, star_arg=star, kwonly_params=moved + kwonly
+            ),
+            "",
+        )

@@ -1,0 +1,225 @@
+"""Adding `from module import name` where isort would put it, and finding names already bound.
+
+libcst's `AddImportsVisitor` appends names and places new statements after the last import; reviewers
+then see isort churn in every diff. Here a name joins an existing top-level `from module import ...`
+in isort's order (constants, classes, then functions), or a new statement goes into its section
+(future, standard library, third party, first party) in sorted position.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Optional, Union
+
+import libcst as cst
+
+if sys.version_info >= (3, 10):
+    STDLIB = frozenset(sys.stdlib_module_names)
+else:  # pragma: no cover - Python 3.9
+    STDLIB = frozenset(
+        "abc argparse ast asyncio base64 collections contextlib contextvars copy csv dataclasses datetime "
+        "decimal enum functools hashlib http importlib inspect io itertools json logging math os pathlib "
+        "pickle random re secrets shutil signal socket sqlite3 string subprocess sys tempfile threading "
+        "time traceback types typing unittest urllib uuid warnings weakref zoneinfo".split()
+    )
+
+_EMPTY = cst.Module(body=[])
+
+
+def dotted(node: cst.BaseExpression) -> Optional[str]:
+    """`a.b.c` for a Name/Attribute chain, else None."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        base = dotted(node.value)
+        return f"{base}.{node.attr.value}" if base else None
+    return None
+
+
+def _module_of(statement: cst.SimpleStatementLine) -> Optional[tuple[str, bool]]:
+    """(module, is_from) of an import statement line, or None for any other statement."""
+    if len(statement.body) != 1:
+        return None
+    small = statement.body[0]
+    if isinstance(small, cst.Import):
+        return dotted(small.names[0].name) or "", False
+    if isinstance(small, cst.ImportFrom):
+        if small.relative:
+            return "." * len(small.relative) + (dotted(small.module) if small.module else ""), True
+        return (dotted(small.module) if small.module else "") or "", True
+    return None
+
+
+def section(module: str, first_party: frozenset[str]) -> int:
+    """isort's sections: 0 future, 1 standard library, 2 third party, 3 first party/local."""
+    top = module.split(".")[0]
+    if module == "__future__":
+        return 0
+    if module.startswith(".") or top in first_party:
+        return 3
+    if top in STDLIB:
+        return 1
+    return 2
+
+
+def _name_order(name: str) -> tuple[int, str]:
+    """isort's order_by_type: CONSTANTS, then Classes, then functions and variables."""
+    if name.isupper() and len(name) > 1:
+        return 0, name
+    if name[:1].isupper():
+        return 1, name
+    return 2, name
+
+
+def _add_to_from_import(small: cst.ImportFrom, name: str) -> cst.ImportFrom:
+    assert isinstance(small.names, Sequence)
+    names = list(small.names)
+    alias = cst.ImportAlias(name=cst.Name(name))
+    position = len(names)
+    for index, existing in enumerate(names):
+        existing_name = dotted(existing.name) or ""
+        if _name_order(name) < _name_order(existing_name):
+            position = index
+            break
+    if position < len(names):
+        # take the place (and separator) of the name it goes before
+        alias = alias.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+        if small.lpar is not None and isinstance(names[position].comma, cst.Comma):
+            alias = alias.with_changes(comma=names[position].comma)
+        names.insert(position, alias)
+    else:
+        last = names[-1]
+        trailing = last.comma
+        names[-1] = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+        if small.lpar is not None and isinstance(trailing, cst.Comma):
+            # keep the multi-line layout: the new name gets the layout of the old last one
+            previous = names[-2].comma if len(names) > 1 else None
+            if isinstance(previous, cst.Comma):
+                names[-1] = last.with_changes(comma=previous)
+            names.append(alias.with_changes(comma=trailing))
+        else:
+            names.append(alias.with_changes(comma=trailing))
+    return small.with_changes(names=names)
+
+
+def bound_import(module: cst.Module, source: str, name: str) -> Optional[str]:
+    """The local name under which a top-level `from source import name [as x]` binds it."""
+    for statement in module.body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for small in statement.body:
+            if (
+                isinstance(small, cst.ImportFrom)
+                and not small.relative
+                and small.module is not None
+                and dotted(small.module) == source
+                and not isinstance(small.names, cst.ImportStar)
+            ):
+                for alias in small.names:
+                    if dotted(alias.name) == name:
+                        return alias.evaluated_alias or name
+    return None
+
+
+def bound_module(module: cst.Module, source: str) -> Optional[str]:
+    """The local name of a top-level `import source [as x]`, when there is one."""
+    for statement in module.body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for small in statement.body:
+            if isinstance(small, cst.Import):
+                for alias in small.names:
+                    if dotted(alias.name) == source:
+                        if alias.asname is not None:
+                            return alias.evaluated_alias
+                        return source
+    return None
+
+
+def add_from_import(
+    module: cst.Module, source: str, name: str, first_party: frozenset[str] = frozenset()
+) -> cst.Module:
+    """`module` with `from source import name` added where isort would put it (no-op if bound)."""
+    if bound_import(module, source, name) == name:
+        return module
+    body = list(module.body)
+    for position, statement in enumerate(body):
+        if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+            continue
+        small = statement.body[0]
+        if (
+            isinstance(small, cst.ImportFrom)
+            and not small.relative
+            and small.module is not None
+            and dotted(small.module) == source
+            and not isinstance(small.names, cst.ImportStar)
+        ):
+            body[position] = statement.with_changes(body=[_add_to_from_import(small, name)])
+            return module.with_changes(body=body)
+    new = cst.SimpleStatementLine(
+        body=[cst.ImportFrom(module=_parse_dotted(source), names=[cst.ImportAlias(name=cst.Name(name))])]
+    )
+    wanted = (section(source, first_party), True, source)
+    imports: list[tuple[int, tuple[int, bool, str]]] = []
+    for position, statement in enumerate(body):
+        if isinstance(statement, cst.SimpleStatementLine):
+            found = _module_of(statement)
+            if found is not None:
+                imports.append((position, (section(found[0], first_party), found[1], found[0])))
+                continue
+        if imports or not _is_preamble(statement, position):
+            break
+    if not imports:
+        insert_at = _after_preamble(body)
+        blank = [cst.EmptyLine()] if insert_at > 0 else []
+        new = new.with_changes(leading_lines=blank)
+        following = body[insert_at] if insert_at < len(body) else None
+        if following is not None and not following.leading_lines:
+            body[insert_at] = following.with_changes(leading_lines=[cst.EmptyLine()])
+        body.insert(insert_at, new)
+        return module.with_changes(body=body)
+    same_section = [(p, key) for p, key in imports if key[0] == wanted[0]]
+    if same_section:
+        after = [p for p, key in same_section if key <= wanted]
+        if after:
+            body.insert(after[-1] + 1, new)
+        else:
+            first = same_section[0][0]
+            new = new.with_changes(leading_lines=body[first].leading_lines)
+            body[first] = body[first].with_changes(leading_lines=[])
+            body.insert(first, new)
+        return module.with_changes(body=body)
+    earlier = [p for p, key in imports if key[0] < wanted[0]]
+    if earlier:
+        position = earlier[-1] + 1
+        body.insert(position, new.with_changes(leading_lines=[cst.EmptyLine()]))
+    else:
+        first = imports[0][0]
+        new = new.with_changes(leading_lines=body[first].leading_lines)
+        body[first] = body[first].with_changes(leading_lines=[cst.EmptyLine()])
+        body.insert(first, new)
+    return module.with_changes(body=body)
+
+
+def _parse_dotted(source: str) -> Union[cst.Name, cst.Attribute]:
+    parts = source.split(".")
+    node: Union[cst.Name, cst.Attribute] = cst.Name(parts[0])
+    for part in parts[1:]:
+        node = cst.Attribute(value=node, attr=cst.Name(part))
+    return node
+
+
+def _is_preamble(statement: cst.BaseStatement, position: int) -> bool:
+    """A module docstring (first statement) may stand before the imports."""
+    return (
+        position == 0
+        and isinstance(statement, cst.SimpleStatementLine)
+        and len(statement.body) == 1
+        and isinstance(statement.body[0], cst.Expr)
+        and isinstance(statement.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+    )
+
+
+def _after_preamble(body: list[cst.BaseStatement]) -> int:
+    return 1 if body and _is_preamble(body[0], 0) else 0
