@@ -28,11 +28,14 @@ from depfix.imports import add_from_import
 from depfix.index import ProjectIndex
 from depfix.io import SourceError, SourceFile, decode_source, read_source
 from depfix.modules import module_names
-from depfix.rules import SAFE, FileContext, FileRule, Finding, ProjectRule, Rule, Span
+from depfix.rules import SAFE, FileContext, FileRule, Finding, Rule, RuleInfo, Span
 from depfix.suppress import NEEDLE as SUPPRESS_NEEDLE
 from depfix.suppress import parse_suppressions
 
 MAX_PASSES = 4
+MAX_ROUNDS = 3
+"""Project planning and file rules alternate until nothing changes (a project rule may act on
+what a file rule rewrote: DF007 aliases the parameters DF006 has just put in `Annotated`)."""
 SERIAL_BELOW = 48
 T = TypeVar("T")
 R = TypeVar("R")
@@ -437,7 +440,6 @@ def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) 
     for problem_path, message in found.problems:
         result.errors.append(FileError(display_path(problem_path, cwd), None, None, message))
     jobs = _jobs_for(found.project, found.root, cwd)
-    by_path = {job.path: job for job in jobs}
     target_paths = [display_path(path, cwd) for path in found.targets]
     target_set = set(target_paths)
     extracted = _map(_extract_job, jobs, options.jobs, "indexing", options.progress)
@@ -448,96 +450,137 @@ def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) 
         elif error is not None and job.path in target_set:
             result.errors.append(error)
     index = build_index(jobs, facts_list)
-    overlay: dict[str, bytes] = {}
-    created: set[str] = set()
-    groups: dict[str, int] = {}
-    project_rules = [rule for rule in options.rules if issubclass(rule, ProjectRule)]
-    if project_rules:
-        touched = _plan_projects(
-            project_rules, index, options, by_path, overlay, groups, result, cwd, found.root
-        )
-        created = {path for path in touched if path not in by_path}
-        if touched:
-            new_files = [Path(os.path.abspath(cwd / path)) for path in sorted(created)]
-            jobs = _jobs_for(sorted({*found.project, *new_files}), found.root, cwd)
-            by_path = {job.path: job for job in jobs}
-            facts_by_path = {facts.path: facts for facts in facts_list}
-            for path in sorted(touched):
-                new_facts, error = _extract(by_path[path], overlay[path])
-                if new_facts is not None:
-                    facts_by_path[path] = new_facts
-                elif error is not None:
-                    result.errors.append(error)
-            index = build_index(jobs, facts_by_path.values())
-            target_paths.extend(sorted(created))
-    result.files_scanned = len(target_paths)
-    _STATE = _State(index, options, overlay, by_path)
-    try:
-        checked = [path for path in target_paths if path in by_path]
-        outcomes = _map(_process, checked, options.jobs, "checking", options.progress)
-    finally:
-        _STATE = None
+    project = _Project(found.project, found.root, cwd, jobs, {f.path: f for f in facts_list}, index)
+    planners = [rule for rule in options.rules if _plans_projects(rule)]
     originals: dict[str, Optional[SourceFile]] = {}
-    for outcome in outcomes:
-        result.diagnostics.extend(outcome.diagnostics)
-        result.errors.extend(outcome.errors)
-        result.fixes += outcome.fixes
-        originals[outcome.path] = outcome.original
-        if outcome.new_data is not None:
-            overlay[outcome.path] = outcome.new_data
-    for number, path in enumerate(sorted(overlay)):
-        job = by_path[path]
-        original = None if path in created else originals.get(path)
-        if original is None and path not in created:
+    for round_number in range(MAX_ROUNDS if planners else 1):
+        touched: set[str] = set()
+        if planners:
+            touched = _plan_projects(planners, project, options, result, round_number)
+            project.refresh(touched, result)
+            target_paths.extend(sorted(p for p in touched if p in project.created and p not in target_set))
+            target_set.update(touched & project.created)
+        _STATE = _State(project.index, options, project.overlay, project.by_path)
+        try:
+            checked = [path for path in target_paths if path in project.by_path]
+            outcomes = _map(_process, checked, options.jobs, "checking", options.progress)
+        finally:
+            _STATE = None
+        changed: set[str] = set()
+        for outcome in outcomes:
+            if round_number == 0:
+                result.diagnostics.extend(outcome.diagnostics)
+                result.errors.extend(outcome.errors)
+            else:  # a later round reports only what it fixed (the rest was reported already)
+                result.diagnostics.extend(d for d in outcome.diagnostics if d.fix and d.fix.applied)
+                result.errors.extend(e for e in outcome.errors if e not in result.errors)
+            result.fixes += outcome.fixes
+            originals.setdefault(outcome.path, outcome.original)
+            if outcome.new_data is not None:
+                project.overlay[outcome.path] = outcome.new_data
+                changed.add(outcome.path)
+        if not (touched or changed):
+            break
+        project.refresh(changed, result)
+    result.files_scanned = len(target_paths)
+    for number, path in enumerate(sorted(project.overlay)):
+        job = project.by_path[path]
+        original = None if path in project.created else originals.get(path)
+        if original is None and path not in project.created:
             try:
                 original = read_source(Path(job.absolute))
             except SourceError as error:
                 result.errors.append(FileError(path, error.line, error.column, error.message))
                 continue
-        if original is None or original.data != overlay[path]:
-            group = groups.get(path, -1 - number)
-            result.changes.append(Change(path, Path(job.absolute), original, overlay[path], group))
+        if original is None or original.data != project.overlay[path]:
+            group = project.groups.get(path, -1 - number)
+            result.changes.append(Change(path, Path(job.absolute), original, project.overlay[path], group))
     result.diagnostics.sort(key=Diagnostic.sort_key)
     result.errors.sort(key=lambda e: (e.path, e.line or 0, e.column or 0, e.message))
     return result
 
 
-def _plan_projects(
-    project_rules: Sequence[Rule],
-    index: ProjectIndex,
-    options: RunOptions,
-    by_path: dict[str, _Job],
-    overlay: dict[str, bytes],
-    groups: dict[str, int],
-    result: RunResult,
-    cwd: Path,
-    root: Path,
-) -> set[str]:
-    """Run project rules and apply their changesets to `overlay`; return the paths they touched.
+def _plans_projects(rule: Rule) -> bool:
+    """Whether a rule overrides `plan_project` (project rules, and file rules with a project part)."""
+    return rule.plan_project.__func__ is not RuleInfo.plan_project.__func__  # type: ignore[attr-defined]
 
-    A changeset is taken whole or not at all: one that touches a file an earlier changeset touched,
-    or a path outside the project, is reported without being applied.
+
+class _Project:
+    """The project as this run sees it: files, the overlay of new contents, and the index of both."""
+
+    def __init__(
+        self,
+        files: Sequence[Path],
+        root: Path,
+        cwd: Path,
+        jobs: list[_Job],
+        facts: dict[str, FileFacts],
+        index: ProjectIndex,
+    ) -> None:
+        self.files = list(files)
+        self.root = root
+        self.cwd = cwd
+        self.jobs = jobs
+        self.by_path = {job.path: job for job in jobs}
+        self.facts = facts
+        self.index = index
+        self.overlay: dict[str, bytes] = {}
+        self.created: set[str] = set()
+        self.groups: dict[str, int] = {}
+
+    def refresh(self, paths: set[str], result: RunResult) -> None:
+        """Re-read the facts of changed or created files and rebuild the index."""
+        if not paths:
+            return
+        new = sorted(p for p in paths if p not in self.by_path)
+        if new:
+            self.created.update(new)
+            self.files.extend(Path(os.path.abspath(self.cwd / path)) for path in new)
+            self.jobs = _jobs_for(sorted(set(self.files)), self.root, self.cwd)
+            self.by_path = {job.path: job for job in self.jobs}
+        for path in sorted(paths):
+            new_facts, error = _extract(self.by_path[path], self.overlay[path])
+            if new_facts is not None:
+                self.facts[path] = new_facts
+            elif error is not None and error not in result.errors:
+                result.errors.append(error)
+        self.index = build_index(self.jobs, self.facts.values())
+
+
+def _plan_projects(
+    planners: Sequence[Rule], project: _Project, options: RunOptions, result: RunResult, round_number: int
+) -> set[str]:
+    """Run the project planning of rules and apply their changesets to the overlay.
+
+    A changeset is taken whole or not at all: one that touches a file an earlier changeset of this
+    round touched, or a path outside the project, is reported without being applied. Later rounds
+    report only the changesets they apply.
     """
-    sources = _SourceView(by_path, overlay)
+    sources = _SourceView(project.by_path, project.overlay)
     touched: set[str] = set()
-    for group, rule in enumerate(project_rules):
-        assert issubclass(rule, ProjectRule)
-        for finding in rule(index, options.settings, sources).plan():
+    for number, rule in enumerate(planners):
+        for finding in rule.plan_project(project.index, options.settings, sources):
             changeset = finding.changeset
             fix = None
+            applied = False
             if changeset is not None and finding.safety is not None:
                 wanted = finding.safety == SAFE or options.unsafe
                 conflict = any(path in touched for path in changeset.files)
-                outside = [p for p in changeset.files if not _inside(cwd / p, root)]
+                outside = [p for p in changeset.files if not _inside(project.cwd / p, project.root)]
                 applied = wanted and not conflict and not outside
                 if applied:
                     for path, data in changeset.files.items():
-                        overlay[path] = data
+                        project.overlay[path] = data
                         touched.add(path)
-                        groups[path] = group
+                        project.groups.setdefault(path, 1_000_000 * (round_number + 1) + number)
                     result.fixes += 1
                 fix = FixInfo(finding.safety, applied and options.apply_fixes, finding.reason)
+            if round_number and not applied:
+                continue
             span = finding.span
+            message = finding.message
+            if changeset is None and finding.reason:
+                message = f"{message} (no fix: {finding.reason})"
             result.diagnostics.append(
                 Diagnostic(
                     finding.path,
@@ -547,7 +590,7 @@ def _plan_projects(
                     span.end_column,
                     finding.code,
                     rule.NAME,
-                    finding.message,
+                    message,
                     fix,
                 )
             )

@@ -45,9 +45,8 @@ def _module_of(statement: cst.SimpleStatementLine) -> Optional[tuple[str, bool]]
     if isinstance(small, cst.Import):
         return dotted(small.names[0].name) or "", False
     if isinstance(small, cst.ImportFrom):
-        if small.relative:
-            return "." * len(small.relative) + (dotted(small.module) if small.module else ""), True
-        return (dotted(small.module) if small.module else "") or "", True
+        name = (dotted(small.module) if small.module else None) or ""
+        return "." * len(small.relative) + name, True
     return None
 
 
@@ -221,5 +220,5 @@ def _is_preamble(statement: cst.BaseStatement, position: int) -> bool:
     )
 
 
-def _after_preamble(body: list[cst.BaseStatement]) -> int:
+def _after_preamble(body: Sequence[cst.BaseStatement]) -> int:
     return 1 if body and _is_preamble(body[0], 0) else 0

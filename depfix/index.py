@@ -23,6 +23,7 @@ SECURITY_MARKERS = frozenset(
     {"fastapi.Security", "fastapi.params.Security", "fastapi.param_functions.Security"}
 )
 _MAX_DEPTH = 40
+EAGER = frozenset({"eager"})
 
 
 @dataclass(frozen=True)
@@ -314,6 +315,51 @@ class ProjectIndex:
         """The index of the same project with one file's facts replaced."""
         files = [facts if f.path == facts.path else f for f in self.files.values()]
         return ProjectIndex(files, self.module_aliases)
+
+    def imported_modules(self, facts: FileFacts, kinds: frozenset[str] = EAGER) -> set[str]:
+        """The project modules a file imports (of the given kinds), by their main module name.
+
+        `from pkg import name` imports `pkg`, and also `pkg.name` when that is a module; importing
+        a module imports its parent packages.
+        """
+        found: set[str] = set()
+        for fact in facts.imports:
+            if fact.kind not in kinds:
+                continue
+            target = self.modules.get(fact.target)
+            if target is not None:
+                found.add(target.module)
+            for name in fact.names:
+                submodule = self.modules.get(f"{fact.target}.{name}")
+                if submodule is not None:
+                    found.add(submodule.module)
+        for module in list(found):  # importing a.b.c runs a/__init__ and a/b/__init__ first
+            parts = module.split(".")
+            for cut in range(1, len(parts)):
+                parent = self.modules.get(".".join(parts[:cut]))
+                if parent is not None:
+                    found.add(parent.module)
+        found.discard(facts.module)
+        return found
+
+    def import_graph(self, kinds: frozenset[str] = EAGER) -> dict[str, set[str]]:
+        """Module -> project modules it imports; eager imports only by default."""
+        return {facts.module: self.imported_modules(facts, kinds) for facts in self.files.values()}
+
+    def reaches(self, start: str, goal: str, graph: Optional[dict[str, set[str]]] = None) -> bool:
+        """Whether importing `start` imports `goal`, following eager imports."""
+        graph = graph if graph is not None else self.import_graph()
+        seen: set[str] = set()
+        stack = [start]
+        while stack:
+            module = stack.pop()
+            if module == goal:
+                return True
+            if module in seen:
+                continue
+            seen.add(module)
+            stack.extend(sorted(graph.get(module, ())))
+        return False
 
     def top_level_packages(self) -> frozenset[str]:
         """The first part of every module name in the project (isort's first party)."""

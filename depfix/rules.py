@@ -74,6 +74,13 @@ class RuleInfo:
     """The best safety the rule's fixes reach: "safe", "unsafe" or "none" (diagnostic only)."""
 
     @classmethod
+    def plan_project(
+        cls, index: ProjectIndex, settings: Settings, sources: Mapping[str, bytes]
+    ) -> Iterable[ProjectFinding]:
+        """Cross-file changes planned from the whole index (a rule may define this as well)."""
+        return ()
+
+    @classmethod
     def documentation(cls) -> str:
         module = inspect.getmodule(cls)
         return inspect.cleandoc((module.__doc__ if module else None) or cls.__doc__ or "")
@@ -173,6 +180,12 @@ class ProjectRule(RuleInfo):
 
     def plan(self) -> Iterable[ProjectFinding]:
         raise NotImplementedError
+
+    @classmethod
+    def plan_project(
+        cls, index: ProjectIndex, settings: Settings, sources: Mapping[str, bytes]
+    ) -> Iterable[ProjectFinding]:
+        return cls(index, settings, sources).plan()
 
 
 Rule = type[RuleInfo]

@@ -40,7 +40,8 @@ def test_demo_app_fails_at_import_before_and_passes_its_tests_after(demo: Path) 
     changed = sorted(
         p.relative_to(demo).as_posix() for p, data in original.items() if p.read_bytes() != data
     )
-    assert changed == ["app/routers/reports.py"]
+    assert "app/routers/reports.py" in changed  # DF005, without which the app cannot start
+    assert all(path.startswith("app/") for path in changed)
     for path in demo.rglob("*.py"):
         ast.parse(path.read_bytes(), filename=str(path))
 
@@ -57,8 +58,7 @@ def test_dry_run_on_the_demo_app_writes_nothing_and_shows_the_fix(demo: Path) ->
     result = _python(demo.parent, "-m", "depfix", "apply", "--dry-run", "demo_app")
     assert result.returncode == 1
     assert "-    settings: Settings = Depends(get_settings()),\n" in result.stdout
-    assert "+    settings: Settings = Depends(get_settings),\n" in result.stdout
-    assert result.stdout.startswith(
-        "diff --git a/demo_app/app/routers/reports.py b/demo_app/app/routers/reports.py\n"
-    )
+    assert "+    settings: Annotated[Settings, Depends(get_settings)],\n" in result.stdout
+    assert result.stdout.startswith("diff --git a/demo_app/")
+    assert "diff --git a/demo_app/app/routers/reports.py b/demo_app/app/routers/reports.py\n" in result.stdout
     assert {p: p.read_bytes() for p in demo.rglob("*") if p.is_file()} == original
