@@ -20,6 +20,11 @@ RUN_ORDER: tuple[tuple[str, str], ...] = (
         "DF006 rewrites whole signatures; it runs after the rules that edit single markers inside "
         "them, whose edits it then carries into `Annotated` on the next pass.",
     ),
+    (
+        "share_dependency_alias",
+        "DF007 replaces `Annotated[...]` parameters with aliases, so it runs after DF006 has put them "
+        "in that form (its sites wait a pass when DF006 rewrites the same signature).",
+    ),
 )
 
 for _module, _reason in RUN_ORDER:

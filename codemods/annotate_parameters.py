@@ -55,7 +55,7 @@ import libcst as cst
 
 from depfix.facts import FileFacts, FunctionFact, ParamFact
 from depfix.imports import bound_import, bound_module, dotted
-from depfix.index import Class, External, Function, ProjectIndex
+from depfix.index import Class, External, Function, ProjectIndex, Resolved
 from depfix.rules import SAFE, UNSAFE, FileRule, register
 
 MARKER_MODULES = ("fastapi", "fastapi.params", "fastapi.param_functions")
@@ -139,9 +139,21 @@ def _is_ellipsis(node: cst.BaseExpression) -> bool:
 class AnnotateParameters(FileRule):
     CODE = "DF006"
     NAME = "non-annotated-parameter"
-    SUMMARY = "`x: T = Depends(f)` and `q: str = Query(None)`: markers as defaults instead of `Annotated`"
+    SUMMARY = (
+        "`x: T = Depends(f)` and `q: str = Query(None)`: markers as defaults instead of `Annotated`"
+    )
     FIX = SAFE
-    NEEDLES = (b"Depends", b"Security", b"Query", b"Path", b"Header", b"Cookie", b"Body", b"Form", b"File")
+    NEEDLES = (
+        b"Depends",
+        b"Security",
+        b"Query",
+        b"Path",
+        b"Header",
+        b"Cookie",
+        b"Body",
+        b"Form",
+        b"File",
+    )
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
@@ -188,13 +200,20 @@ class AnnotateParameters(FileRule):
         """The type an unannotated `Depends(provider)` parameter receives, or why it is unknown."""
         span = self.span(call)
         ref = self.index.dependency_ref_at(self.context.path, span.line, span.column)
-        if ref is None or not isinstance(ref.target, Function) or ref.fact.target_is_call:
+        if ref is None or ref.fact.target_is_call:
             return "the parameter has no annotation and its provider is not a known function"
-        provides = ref.target.fact.provides
-        if provides is None:
-            name = ref.target.fact.qualname
-            return f"the parameter has no annotation and `{name}` declares no simple return type"
-        resolved = self.index.resolve(provides)
+        if isinstance(ref.target, Class):  # `Depends(CommonQueryParams)` provides an instance of it
+            resolved: Resolved = ref.target
+        elif isinstance(ref.target, Function):
+            provides = ref.target.fact.provides
+            if provides is None:
+                name = ref.target.fact.qualname
+                return (
+                    f"the parameter has no annotation and `{name}` declares no simple return type"
+                )
+            resolved = self.index.resolve(provides)
+        else:
+            return "the parameter has no annotation and its provider is not a known function"
         facts = self.context.facts
         for local, value in sorted(facts.bindings.items()):
             if local not in facts.rebound and self.index.resolve(value) == resolved:
@@ -202,12 +221,19 @@ class AnnotateParameters(FileRule):
         if isinstance(resolved, External):
             source, _, name = resolved.qname.rpartition(".")
             if source == "builtins":
-                return _TypeText(name) if name not in facts.bindings else f"`{name}` is shadowed here"
+                return (
+                    _TypeText(name) if name not in facts.bindings else f"`{name}` is shadowed here"
+                )
             unsafe = ""
         elif isinstance(resolved, Class) and "." not in resolved.fact.qualname:
             source, name = resolved.fact.module, resolved.fact.qualname
-            already = any(i.target == source and i.kind == "eager" for i in facts.imports)
-            unsafe = "" if already else f"adds an import from `{source}`, which can close an import cycle"
+            already = source in self.index.closure(facts.module)
+            risk = None if already else self.index.new_import_risk(facts.module, source)
+            if risk:
+                return f"the provider's type `{name}` would need a new import: {risk}"
+            unsafe = (
+                "" if already else f"adds an import from `{source}`, which changes the import order"
+            )
         else:
             return "the parameter has no annotation and its provider's return type cannot be named here"
         if name in facts.bindings or not source:
@@ -245,7 +271,9 @@ class AnnotateParameters(FileRule):
                 return conversion
             default_arg = positional[0] if positional else keywords.get("default")
             if default_arg is not None:
-                if _has_comment(default_arg.value) or _has_comment(default_arg.whitespace_after_arg):
+                if _has_comment(default_arg.value) or _has_comment(
+                    default_arg.whitespace_after_arg
+                ):
                     conversion.reason = "a comment inside the default would be lost"
                     return conversion
                 marker_call = _without(call, default_arg)
@@ -263,7 +291,9 @@ class AnnotateParameters(FileRule):
             conversion.imports += found.imports
             conversion.unsafe_reason = found.unsafe_reason
             type_node: cst.BaseExpression = cst.parse_expression(found.text)
-            new_annotation = cst.Annotation(annotation=self.subscript(annotated.expression, type_node, marker_call))
+            new_annotation = cst.Annotation(
+                annotation=self.subscript(annotated.expression, type_node, marker_call)
+            )
         elif isinstance(annotation.annotation, (cst.SimpleString, cst.ConcatenatedString)):
             text = self.string_annotation(annotation.annotation, annotated.expression, marker_call)
             if text is None:
@@ -279,10 +309,14 @@ class AnnotateParameters(FileRule):
                 elements = list(existing.slice)
                 elements[-1] = elements[-1].with_changes(comma=_COMMA)
                 elements.append(cst.SubscriptElement(slice=cst.Index(value=marker_call)))
-                new_annotation = annotation.with_changes(annotation=existing.with_changes(slice=elements))
+                new_annotation = annotation.with_changes(
+                    annotation=existing.with_changes(slice=elements)
+                )
             else:
                 new_annotation = annotation.with_changes(
-                    annotation=self.subscript(annotated.expression, annotation.annotation, marker_call)
+                    annotation=self.subscript(
+                        annotated.expression, annotation.annotation, marker_call
+                    )
                 )
         if new_default is None:
             conversion.new = param.with_changes(
@@ -383,7 +417,7 @@ class AnnotateParameters(FileRule):
         plans = {"safe": self.plan_signature(params, safe, function)}
         if len(safe) < len(convertible):
             plans["unsafe"] = self.plan_signature(params, convertible, function)
-        for key, conversion in conversions.items():
+        for conversion in conversions.values():
             message = (
                 f"parameter `{conversion.original.name.value}` uses `{conversion.marker}(...)` as its "
                 "default; declare it with `Annotated`"
@@ -426,13 +460,18 @@ class AnnotateParameters(FileRule):
                 first_bad = position
                 break
         if first_bad is None:
-            return params.with_changes(posonly_params=posonly, params=normal, kwonly_params=kwonly), ""
+            return params.with_changes(
+                posonly_params=posonly, params=normal, kwonly_params=kwonly
+            ), ""
         if first_bad < len(posonly):
             return None, "a positional-only parameter would follow one with a default"
         if isinstance(params.star_arg, cst.Param):
             return None, "a parameter would lose its default before `*args`; reorder it by hand"
         if function.name == "__call__":
-            return None, "keyword-only parameters would be needed, and direct calls of instances cannot be checked"
+            return (
+                None,
+                "keyword-only parameters would be needed, and direct calls of instances cannot be checked",
+            )
         offset = 1 if function.class_qualname else 0
         for path, site in self.index.direct_calls((function.module, function.qualname)):
             if site.star or site.positional + offset > first_bad:

@@ -237,8 +237,9 @@ class UnwrapCalledDependency(FileRule):
             return
         inner = argument.value
         callee = cst.Module(body=[]).code_for_node(inner.func)
+        article = "an" if verdict.result[:1] in "aeiou" else "a"
         message = (
-            f"`{callee}()` is called here: {ref.kind.capitalize()} receives its result, a "
+            f"`{callee}()` is called here: {ref.kind.capitalize()} receives its result, {article} "
             f"{verdict.result}, which is not callable (FastAPI fails at startup); pass `{callee}`"
         )
         if not verdict.fixable:

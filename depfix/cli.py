@@ -34,27 +34,43 @@ app = typer.Typer(
 )
 
 PathsArgument = Annotated[
-    Optional[list[Path]], typer.Argument(help="Files or directories (default: the current directory).")
+    Optional[list[Path]],
+    typer.Argument(help="Files or directories (default: the current directory)."),
 ]
 SelectOption = Annotated[
-    Optional[str], typer.Option("--select", help="Comma list of rule codes or prefixes to run (DF00).")
+    Optional[str],
+    typer.Option("--select", help="Comma list of rule codes or prefixes to run (DF00)."),
 ]
-IgnoreOption = Annotated[Optional[str], typer.Option("--ignore", help="Comma list of codes to skip.")]
-FormatOption = Annotated[str, typer.Option("--format", help=f"Report format: {', '.join(FORMATS)}.")]
+IgnoreOption = Annotated[
+    Optional[str], typer.Option("--ignore", help="Comma list of codes to skip.")
+]
+FormatOption = Annotated[
+    str, typer.Option("--format", help=f"Report format: {', '.join(FORMATS)}.")
+]
 TargetOption = Annotated[
-    Optional[str], typer.Option("--target-version", help="Python version the code runs on (py38..py314).")
+    Optional[str],
+    typer.Option("--target-version", help="Python version the code runs on (py38..py314)."),
 ]
 ConfigOption = Annotated[
-    Optional[Path], typer.Option("--config", help="A TOML file with depfix settings ([tool.depfix]).")
+    Optional[Path],
+    typer.Option("--config", help="A TOML file with depfix settings ([tool.depfix])."),
 ]
-JobsOption = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (default: CPU count).")]
+JobsOption = Annotated[
+    int, typer.Option("--jobs", "-j", help="Worker processes (default: CPU count).")
+]
 NoCacheOption = Annotated[
-    bool, typer.Option("--no-cache", help="Accepted for forward compatibility: there is no cache yet.")
+    bool,
+    typer.Option("--no-cache", help="Accepted for forward compatibility: there is no cache yet."),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No summary line on stderr.")]
-VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log each step and tracebacks.")]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Log each step and tracebacks.")
+]
 ExitZeroOption = Annotated[
-    bool, typer.Option("--exit-zero", help="Exit 0 even when diagnostics are found (errors still exit 2).")
+    bool,
+    typer.Option(
+        "--exit-zero", help="Exit 0 even when diagnostics are found (errors still exit 2)."
+    ),
 ]
 NoSuppressOption = Annotated[
     bool, typer.Option("--no-suppress", help="Ignore `# depfix: ignore` comments (to audit them).")
@@ -75,14 +91,20 @@ def _version_callback(value: bool) -> None:
 def _main(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version."),
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Print the version."
+        ),
     ] = False,
 ) -> None:
     """Find and fix FastAPI dependency-injection mistakes across a whole repository."""
 
 
 def _settings(
-    paths: Sequence[Path], config: Optional[Path], select: Optional[str], ignore: Optional[str], target: Optional[str]
+    paths: Sequence[Path],
+    config: Optional[Path],
+    select: Optional[str],
+    ignore: Optional[str],
+    target: Optional[str],
 ) -> Settings:
     root = find_project_root(paths)
     settings = load_settings(root, config)
@@ -119,7 +141,13 @@ def _prepare(
 
 
 def _execute(
-    paths: Sequence[Path], settings: Settings, *, apply_fixes: bool, unsafe: bool, jobs: int, suppress: bool
+    paths: Sequence[Path],
+    settings: Settings,
+    *,
+    apply_fixes: bool,
+    unsafe: bool,
+    jobs: int,
+    suppress: bool,
 ) -> RunResult:
     rules = select_rules(settings.select, settings.ignore)
     options = RunOptions(
@@ -137,7 +165,9 @@ def _write(result: RunResult) -> None:
     """Write every change, each group of files all-or-nothing; failures become file errors."""
     groups: dict[int, list[PendingWrite]] = {}
     for change in result.changes:
-        groups.setdefault(change.group, []).append(PendingWrite(change.absolute, change.new, change.original))
+        groups.setdefault(change.group, []).append(
+            PendingWrite(change.absolute, change.new, change.original)
+        )
     failed: set[str] = set()
     for group in sorted(groups):
         try:
@@ -176,7 +206,9 @@ def _emit_diff(result: RunResult) -> None:
     out.flush()
 
 
-def _finish(result: RunResult, *, output_format: str, quiet: bool, written: bool, diff: bool = False) -> None:
+def _finish(
+    result: RunResult, *, output_format: str, quiet: bool, written: bool, diff: bool = False
+) -> None:
     """Print the run: a diff or the report on stdout; errors and the summary on stderr.
 
     With a diff and the text format, diagnostics go to stderr so that stdout stays a clean patch.
@@ -204,10 +236,15 @@ def _exit_code(result: RunResult, *, found: bool, exit_zero: bool) -> int:
 def apply_command(
     paths: PathsArgument = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", "--diff", help="Write nothing; print a unified diff to stdout.")
+        bool,
+        typer.Option("--dry-run", "--diff", help="Write nothing; print a unified diff to stdout."),
     ] = False,
-    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 when a fix is available.")] = False,
-    unsafe: Annotated[bool, typer.Option("--unsafe", help="Also apply fixes graded unsafe.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 when a fix is available.")
+    ] = False,
+    unsafe: Annotated[
+        bool, typer.Option("--unsafe", help="Also apply fixes graded unsafe.")
+    ] = False,
     select: SelectOption = None,
     ignore: IgnoreOption = None,
     output_format: FormatOption = "text",
@@ -222,7 +259,9 @@ def apply_command(
 ) -> None:
     """Fix files in place (or show the fixes with --dry-run)."""
     chosen, settings = _prepare(paths, output_format, config, select, ignore, target_version, jobs)
-    result = _execute(chosen, settings, apply_fixes=not check, unsafe=unsafe, jobs=jobs, suppress=not no_suppress)
+    result = _execute(
+        chosen, settings, apply_fixes=not check, unsafe=unsafe, jobs=jobs, suppress=not no_suppress
+    )
     writes = not dry_run and not check
     if writes:
         _write(result)
@@ -234,7 +273,9 @@ def apply_command(
 @app.command("check")
 def check_command(
     paths: PathsArgument = None,
-    unsafe: Annotated[bool, typer.Option("--unsafe", help="Grade unsafe fixes as applicable.")] = False,
+    unsafe: Annotated[
+        bool, typer.Option("--unsafe", help="Grade unsafe fixes as applicable.")
+    ] = False,
     select: SelectOption = None,
     ignore: IgnoreOption = None,
     output_format: FormatOption = "text",
@@ -249,7 +290,9 @@ def check_command(
 ) -> None:
     """Report diagnostics; never writes."""
     chosen, settings = _prepare(paths, output_format, config, select, ignore, target_version, jobs)
-    result = _execute(chosen, settings, apply_fixes=False, unsafe=unsafe, jobs=jobs, suppress=not no_suppress)
+    result = _execute(
+        chosen, settings, apply_fixes=False, unsafe=unsafe, jobs=jobs, suppress=not no_suppress
+    )
     _finish(result, output_format=output_format, quiet=quiet, written=False)
     raise typer.Exit(_exit_code(result, found=bool(result.diagnostics), exit_zero=exit_zero))
 
@@ -269,7 +312,7 @@ def explain_command(code: Annotated[str, typer.Argument(help="A rule code, e.g. 
     """A rule's documentation with a before/after example."""
     wanted = code.strip().upper()
     for rule in registered_rules():
-        if rule.CODE == wanted or rule.NAME == code.strip():
+        if wanted == rule.CODE or code.strip() == rule.NAME:
             typer.echo(f"{rule.CODE} {rule.NAME} (fix: {rule.FIX})\n")
             typer.echo(rule.documentation())
             return

@@ -16,6 +16,8 @@ from typing import Optional
 
 import pathspec
 
+_Spec = pathspec.GitIgnoreSpec
+
 DEFAULT_EXCLUDES = (
     ".git",
     ".hg",
@@ -51,7 +53,8 @@ class Discovery:
 
 def find_project_root(paths: Sequence[Path]) -> Path:
     """The nearest directory above the given paths that holds a pyproject.toml or .git."""
-    resolved = [path.resolve() for path in paths]
+    # os.path.realpath, not Path.resolve(): the latter raises on a symlink loop
+    resolved = [Path(os.path.realpath(path)) for path in paths]
     common = Path(os.path.commonpath([str(p) for p in resolved]))
     start = common if common.is_dir() else common.parent
     for candidate in [start, *start.parents]:
@@ -77,22 +80,25 @@ class _Walker:
         except ValueError:
             return None
 
-    def excluded(self, path: Path, is_dir: bool, ignores: list[tuple[Path, pathspec.PathSpec]]) -> bool:
+    def excluded(self, path: Path, is_dir: bool, ignores: list[tuple[Path, _Spec]]) -> bool:
         relative = self.relative(path)
         if relative is not None:
             candidate = relative + "/" if is_dir else relative
             if self.exclude.match_file(candidate):
                 return True
-        for base, spec in ignores:
+        # as git does: the deepest .gitignore with a matching pattern decides, so that a nested
+        # `!pattern` re-includes what a parent ignores (within one file the last match wins)
+        for base, spec in reversed(ignores):
             try:
                 inner = path.relative_to(base).as_posix()
             except ValueError:
                 continue
-            if spec.match_file(inner + "/" if is_dir else inner):
-                return True
+            verdict: Optional[bool] = spec.check_file(inner + "/" if is_dir else inner).include
+            if verdict is not None:
+                return verdict
         return False
 
-    def gitignores(self, directory: Path) -> list[tuple[Path, pathspec.PathSpec]]:
+    def gitignores(self, directory: Path) -> list[tuple[Path, _Spec]]:
         """The .gitignore files that apply inside `directory`, from the project root down."""
         found = []
         chain = [directory, *directory.parents]
@@ -104,7 +110,7 @@ class _Walker:
                 found.append((candidate, self._load(ignore)))
         return found
 
-    def _load(self, ignore: Path) -> pathspec.PathSpec:
+    def _load(self, ignore: Path) -> _Spec:
         try:
             lines = ignore.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
@@ -117,7 +123,7 @@ class _Walker:
         With `report`, unreadable directories and symlinks out of `inside` become problems.
         """
         ignores = self.gitignores(top)
-        stack: list[tuple[Path, list[tuple[Path, pathspec.PathSpec]]]] = [(top, ignores)]
+        stack: list[tuple[Path, list[tuple[Path, _Spec]]]] = [(top, ignores)]
         while stack:
             directory, active = stack.pop()
             try:
@@ -177,7 +183,9 @@ def discover(
     if root.is_dir():
         project.update(walker.walk(root, [root], report=False))
     walker.problems = sorted(set(walker.problems))
-    return Discovery(root=root, targets=sorted(targets), project=sorted(project), problems=walker.problems)
+    return Discovery(
+        root=root, targets=sorted(targets), project=sorted(project), problems=walker.problems
+    )
 
 
 def _explicitly_excluded(walker: _Walker, path: Path) -> bool:

@@ -24,11 +24,11 @@ from libcst.metadata import MetadataWrapper
 from depfix.config import Settings
 from depfix.discovery import discover
 from depfix.facts import FileFacts, extract_facts
-from depfix.imports import add_from_import
+from depfix.imports import add_from_import, remove_imports_made_unused
 from depfix.index import ProjectIndex
 from depfix.io import SourceError, SourceFile, decode_source, read_source
 from depfix.modules import module_names
-from depfix.rules import SAFE, FileContext, FileRule, Finding, Rule, RuleInfo, Span
+from depfix.rules import SAFE, Changeset, FileContext, FileRule, Finding, Rule, RuleInfo, Span
 from depfix.suppress import NEEDLE as SUPPRESS_NEEDLE
 from depfix.suppress import parse_suppressions
 
@@ -324,6 +324,11 @@ def process_file(
     if converged:
         applied |= deferred
     if module is not original:
+        keep = current_index.names_imported_from(facts.module)
+        if keep is not None:
+            keep |= frozenset(facts.all_names or ())
+            module = remove_imports_made_unused(original, module, keep)
+    if module is not original:
         new_data = module.bytes
         problem = _unparsable(path, new_data)
         if problem is not None:
@@ -382,7 +387,11 @@ def _map(
 ) -> list[R]:
     """`function` over `items` in order: in worker processes when there are enough items."""
     results: list[R] = []
-    if jobs <= 1 or len(items) < SERIAL_BELOW or "fork" not in multiprocessing.get_all_start_methods():
+    if (
+        jobs <= 1
+        or len(items) < SERIAL_BELOW
+        or "fork" not in multiprocessing.get_all_start_methods()
+    ):
         iterator: Iterable[R] = (function(item) for item in items)
         pool = None
     else:
@@ -458,7 +467,9 @@ def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) 
         if planners:
             touched = _plan_projects(planners, project, options, result, round_number)
             project.refresh(touched, result)
-            target_paths.extend(sorted(p for p in touched if p in project.created and p not in target_set))
+            target_paths.extend(
+                sorted(p for p in touched if p in project.created and p not in target_set)
+            )
             target_set.update(touched & project.created)
         _STATE = _State(project.index, options, project.overlay, project.by_path)
         try:
@@ -494,7 +505,9 @@ def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) 
                 continue
         if original is None or original.data != project.overlay[path]:
             group = project.groups.get(path, -1 - number)
-            result.changes.append(Change(path, Path(job.absolute), original, project.overlay[path], group))
+            result.changes.append(
+                Change(path, Path(job.absolute), original, project.overlay[path], group)
+            )
     result.diagnostics.sort(key=Diagnostic.sort_key)
     result.errors.sort(key=lambda e: (e.path, e.line or 0, e.column or 0, e.message))
     return result
@@ -548,7 +561,11 @@ class _Project:
 
 
 def _plan_projects(
-    planners: Sequence[Rule], project: _Project, options: RunOptions, result: RunResult, round_number: int
+    planners: Sequence[Rule],
+    project: _Project,
+    options: RunOptions,
+    result: RunResult,
+    round_number: int,
 ) -> set[str]:
     """Run the project planning of rules and apply their changesets to the overlay.
 
@@ -558,6 +575,7 @@ def _plan_projects(
     """
     sources = _SourceView(project.by_path, project.overlay)
     touched: set[str] = set()
+    taken: list[Changeset] = []
     for number, rule in enumerate(planners):
         for finding in rule.plan_project(project.index, options.settings, sources):
             changeset = finding.changeset
@@ -565,15 +583,18 @@ def _plan_projects(
             applied = False
             if changeset is not None and finding.safety is not None:
                 wanted = finding.safety == SAFE or options.unsafe
-                conflict = any(path in touched for path in changeset.files)
+                conflict = changeset not in taken and any(
+                    path in touched for path in changeset.files
+                )
                 outside = [p for p in changeset.files if not _inside(project.cwd / p, project.root)]
                 applied = wanted and not conflict and not outside
-                if applied:
+                if applied and changeset not in taken:  # findings sharing a changeset: one edit
+                    taken.append(changeset)
                     for path, data in changeset.files.items():
                         project.overlay[path] = data
                         touched.add(path)
                         project.groups.setdefault(path, 1_000_000 * (round_number + 1) + number)
-                    result.fixes += 1
+                result.fixes += applied
                 fix = FixInfo(finding.safety, applied and options.apply_fixes, finding.reason)
             if round_number and not applied:
                 continue

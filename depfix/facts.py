@@ -27,7 +27,14 @@ DEPENDENCIES_KEYWORD = "dependencies"
 GENERATOR_TYPES = frozenset(
     f"{module}.{name}"
     for module in ("typing", "collections.abc", "typing_extensions")
-    for name in ("Generator", "Iterator", "AsyncGenerator", "AsyncIterator", "Iterable", "AsyncIterable")
+    for name in (
+        "Generator",
+        "Iterator",
+        "AsyncGenerator",
+        "AsyncIterator",
+        "Iterable",
+        "AsyncIterable",
+    )
 )
 
 Position = tuple[int, int]
@@ -125,6 +132,11 @@ class DependencyRefFact:
     parameter: Optional[str]
     annotation: Optional[Value]  # the parameter's type, for `Depends()` without argument
     in_string: bool = False
+    annotated_size: int = 0  # elements of the enclosing `Annotated[...]`, 0 when not in one
+    simple_type: bool = False  # that Annotated's type is a plain name: `Session`, `models.User`
+    alias_name: Optional[str] = None  # `SessionDep = Annotated[Session, Depends(get_db)]`
+    options: str = ""  # the marker's other arguments, normalised: "use_cache=False"
+    options_source: str = ""  # the same as written in the file
 
 
 @dataclass(frozen=True)
@@ -176,9 +188,10 @@ class _Scope:
 
 
 class _Extractor(ast.NodeVisitor):
-    def __init__(self, facts: FileFacts, lines: Sequence[str]) -> None:
+    def __init__(self, facts: FileFacts, text: str) -> None:
         self.facts = facts
-        self.lines = lines
+        self.text = text
+        self.lines = text.splitlines()
         self.scopes: list[_Scope] = [_Scope("module", "")]
         self.type_checking_depth = 0
         self.conditional_depth = 0
@@ -254,6 +267,16 @@ class _Extractor(ast.NodeVisitor):
         if isinstance(node, ast.Constant) and node.value is None:
             return Name("builtins.None")
         return self.value(node)
+
+    def options_source(self, node: ast.Call) -> str:
+        """A marker call's arguments other than the dependency, as the file writes them."""
+        parts = []
+        for child in [*node.args[1:], *(k for k in node.keywords if k.arg != "dependency")]:
+            segment = ast.get_source_segment(self.text, child)
+            if segment is None or "\n" in segment or "#" in segment:
+                return _options(node)
+            parts.append(segment)
+        return ", ".join(parts)
 
     def provided_type(self, node: Optional[ast.expr], is_generator: bool) -> Optional[Value]:
         """The simple type a return annotation names, looking through a generator's wrapper."""
@@ -441,17 +464,56 @@ class _Extractor(ast.NodeVisitor):
                 and base.qname in ANNOTATED_NAMES
                 and isinstance(node.slice, ast.Tuple)
             ):
-                found = False
-                self.visit(node.slice.elts[0])
-                for extra in node.slice.elts[1:]:
-                    if isinstance(extra, ast.Call) and self.marker(extra) is not None:
-                        self.dependency_ref(extra, "annotated", function, parameter, annotation)
-                        found = True
-                    else:
-                        self.visit(extra)
-                return found
+                return self.annotated_markers(node.slice, "annotated", function, parameter, None)
         self.visit(node)
         return False
+
+    def annotated_markers(
+        self,
+        elements: ast.Tuple,
+        context: str,
+        function: Optional[str],
+        parameter: Optional[str],
+        alias_name: Optional[str],
+    ) -> bool:
+        """Record the markers inside `Annotated[T, ...]`; True when there is one."""
+        found = False
+        first = elements.elts[0]
+        self.visit(first)
+        for extra in elements.elts[1:]:
+            if isinstance(extra, ast.Call) and self.marker(extra) is not None:
+                self.dependency_ref(
+                    extra,
+                    context,
+                    function,
+                    parameter,
+                    self.annotation(first),
+                    annotated_size=len(elements.elts),
+                    simple_type=isinstance(first, (ast.Name, ast.Attribute)),
+                    alias_name=alias_name,
+                )
+                found = True
+            else:
+                self.visit(extra)
+        return found
+
+    def annotated_alias(self, node: ast.Assign) -> bool:
+        """`Name = Annotated[T, Depends(...)]` at module level: record it as an alias."""
+        value = node.value
+        if not (
+            self.scopes[-1].kind == "module"
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(value, ast.Subscript)
+            and isinstance(value.slice, ast.Tuple)
+            and len(value.slice.elts) >= 2
+        ):
+            return False
+        base = self.value(value.value)
+        if not (isinstance(base, Name) and base.qname in ANNOTATED_NAMES):
+            return False
+        self.visit(value.value)
+        return self.annotated_markers(value.slice, "alias", None, None, node.targets[0].id)
 
     def visit_default(
         self, node: ast.expr, function: str, parameter: str, annotation: Optional[Value]
@@ -492,7 +554,8 @@ class _Extractor(ast.NodeVisitor):
 
     # ---- statements -------------------------------------------------------------------------
     def visit_Assign(self, node: ast.Assign) -> None:
-        self.visit(node.value)
+        if not self.annotated_alias(node):
+            self.visit(node.value)
         value = self.value(node.value)
         for target in node.targets:
             self.assign_target(target, value)
@@ -626,6 +689,9 @@ class _Extractor(ast.NodeVisitor):
         function: Optional[str],
         parameter: Optional[str],
         annotation: Optional[Value],
+        annotated_size: int = 0,
+        simple_type: bool = False,
+        alias_name: Optional[str] = None,
     ) -> None:
         if id(node) in self.marker_args and context != "dependencies":
             return
@@ -659,6 +725,11 @@ class _Extractor(ast.NodeVisitor):
                 parameter=parameter,
                 annotation=annotation,
                 in_string=self.string_annotation,
+                annotated_size=annotated_size,
+                simple_type=simple_type,
+                alias_name=alias_name,
+                options=_options(node),
+                options_source=self.options_source(node),
             )
         )
         if isinstance(target_node, ast.Call):
@@ -688,6 +759,17 @@ class _Extractor(ast.NodeVisitor):
                 column,
             )
         )
+
+
+def _options(node: ast.Call) -> str:
+    """A marker call's arguments other than the dependency, normalised for comparison."""
+    parts = [ast.unparse(arg) for arg in node.args[1:]]
+    for keyword in node.keywords:
+        if keyword.arg == "dependency":
+            continue
+        value = ast.unparse(keyword.value)
+        parts.append(f"{keyword.arg}={value}" if keyword.arg else f"**{value}")
+    return ", ".join(parts)
 
 
 def _keyword(node: ast.Call, name: str) -> Optional[ast.expr]:
@@ -725,7 +807,7 @@ def extract_facts(
 ) -> FileFacts:
     """Everything the index needs from one parsed module."""
     facts = FileFacts(path=path, module=module, is_package=is_package)
-    _Extractor(facts, text.splitlines()).visit(tree)
+    _Extractor(facts, text).visit(tree)
     return facts
 
 

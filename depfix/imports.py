@@ -14,15 +14,18 @@ from typing import Optional, Union
 
 import libcst as cst
 
-if sys.version_info >= (3, 10):
-    STDLIB = frozenset(sys.stdlib_module_names)
-else:  # pragma: no cover - Python 3.9
-    STDLIB = frozenset(
-        "abc argparse ast asyncio base64 collections contextlib contextvars copy csv dataclasses datetime "
-        "decimal enum functools hashlib http importlib inspect io itertools json logging math os pathlib "
-        "pickle random re secrets shutil signal socket sqlite3 string subprocess sys tempfile threading "
-        "time traceback types typing unittest urllib uuid warnings weakref zoneinfo".split()
-    )
+
+def _standard_library() -> frozenset[str]:
+    if sys.version_info >= (3, 10):
+        return frozenset(sys.stdlib_module_names)
+    import pkgutil  # pragma: no cover - Python 3.9
+    import sysconfig
+
+    found = {module.name for module in pkgutil.iter_modules([sysconfig.get_paths()["stdlib"]])}
+    return frozenset(found | set(sys.builtin_module_names))
+
+
+STDLIB = _standard_library()
 
 _EMPTY = cst.Module(body=[])
 
@@ -157,7 +160,11 @@ def add_from_import(
             body[position] = statement.with_changes(body=[_add_to_from_import(small, name)])
             return module.with_changes(body=body)
     new = cst.SimpleStatementLine(
-        body=[cst.ImportFrom(module=_parse_dotted(source), names=[cst.ImportAlias(name=cst.Name(name))])]
+        body=[
+            cst.ImportFrom(
+                module=_parse_dotted(source), names=[cst.ImportAlias(name=cst.Name(name))]
+            )
+        ]
     )
     wanted = (section(source, first_party), True, source)
     imports: list[tuple[int, tuple[int, bool, str]]] = []
@@ -222,3 +229,71 @@ def _is_preamble(statement: cst.BaseStatement, position: int) -> bool:
 
 def _after_preamble(body: Sequence[cst.BaseStatement]) -> int:
     return 1 if body and _is_preamble(body[0], 0) else 0
+
+
+def _referenced_imports(module: cst.Module) -> dict[str, int]:
+    """Module-level names bound by imports, with how often the module refers to each."""
+    from libcst.metadata import MetadataWrapper, ScopeProvider
+
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    scopes = wrapper.resolve(ScopeProvider)
+    global_scope = scopes.get(module)
+    counts: dict[str, int] = {}
+    if global_scope is None:
+        return counts
+    for assignment in global_scope.assignments:
+        node = getattr(assignment, "node", None)
+        if isinstance(node, (cst.Import, cst.ImportFrom)):
+            counts[assignment.name] = counts.get(assignment.name, 0) + len(assignment.references)
+    return counts
+
+
+def remove_imports_made_unused(
+    before: cst.Module, after: cst.Module, keep: frozenset[str]
+) -> cst.Module:
+    """Drop top-level imports that `before` used and `after` no longer uses.
+
+    Imports that were unused already are left alone (they may be re-exports), and so are the names
+    in `keep` (imported from this module elsewhere, or listed in `__all__`).
+    """
+    used_before = _referenced_imports(before)
+    used_after = _referenced_imports(after)
+    unused = {
+        name
+        for name, count in used_after.items()
+        if count == 0 and used_before.get(name, 0) > 0 and name not in keep
+    }
+    if not unused:
+        return after
+    body: list[cst.BaseStatement] = []
+    carried: Optional[Sequence[cst.EmptyLine]] = (
+        None  # blank lines and comments of a removed import
+    )
+    for statement in after.body:
+        if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1:
+            small = statement.body[0]
+            if isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(
+                small.names, cst.ImportStar
+            ):
+                kept = [alias for alias in small.names if _bound_name(alias) not in unused]
+                if not kept:
+                    if carried is None:
+                        carried = statement.leading_lines
+                    elif body and len(statement.leading_lines) > len(carried):
+                        carried = statement.leading_lines  # keep a section's separating blank line
+                    continue
+                if len(kept) < len(small.names):
+                    kept[-1] = kept[-1].with_changes(comma=small.names[-1].comma)
+                    statement = statement.with_changes(body=[small.with_changes(names=kept)])
+        if carried is not None and (not body or len(carried) > len(statement.leading_lines)):
+            statement = statement.with_changes(leading_lines=carried)
+        carried = None
+        body.append(statement)
+    return after.with_changes(body=body)
+
+
+def _bound_name(alias: cst.ImportAlias) -> str:
+    if alias.asname is not None:
+        return alias.evaluated_alias or ""
+    name = dotted(alias.name) or ""
+    return name.split(".")[0]

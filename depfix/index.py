@@ -23,6 +23,7 @@ SECURITY_MARKERS = frozenset(
     {"fastapi.Security", "fastapi.params.Security", "fastapi.param_functions.Security"}
 )
 _MAX_DEPTH = 40
+ALWAYS_EXTERNAL = frozenset({"fastapi", "starlette", "pydantic", "typing", "typing_extensions"})
 EAGER = frozenset({"eager"})
 
 
@@ -103,6 +104,8 @@ class ProjectIndex:
         self._refs_by_position: dict[tuple[str, int, int], DependencyRef] = {}
         self._fastapi_callees: dict[FunctionKey, str] = {}
         self._functions_by_line: Optional[dict[tuple[str, int], FunctionFact]] = None
+        self.memo: dict[str, object] = {}
+        """Derived data rules compute once per index (keyed by the rule's code)."""
         self._direct_calls: Optional[dict[FunctionKey, list[tuple[str, CallSite]]]] = None
         self._build()
 
@@ -175,8 +178,14 @@ class ProjectIndex:
             return self._attribute(self.resolve(value.base), [value.attr])
         return Unresolved("not a name")
 
+    def resolve_qualified(self, qname: str) -> Resolved:
+        """What a qualified name (`app.db.get_db`, `fastapi.Depends`) refers to."""
+        return self.resolve(Name(qname))
+
     def _resolve_qname(self, qname: str) -> Resolved:
         parts = qname.split(".")
+        if parts[0] in ALWAYS_EXTERNAL:  # FastAPI's own source tree is not "the project"
+            return External(qname)
         for cut in range(len(parts), 0, -1):
             module = ".".join(parts[:cut])
             if module in self.modules:
@@ -307,7 +316,9 @@ class ProjectIndex:
             return None
         if self._functions_by_line is None:
             self._functions_by_line = {
-                (f.path, fact.line): fact for f in self.files.values() for fact in f.functions.values()
+                (f.path, fact.line): fact
+                for f in self.files.values()
+                for fact in f.functions.values()
             }
         return self._functions_by_line.get((path, line))
 
@@ -344,7 +355,52 @@ class ProjectIndex:
 
     def import_graph(self, kinds: frozenset[str] = EAGER) -> dict[str, set[str]]:
         """Module -> project modules it imports; eager imports only by default."""
-        return {facts.module: self.imported_modules(facts, kinds) for facts in self.files.values()}
+        key = f"import_graph:{','.join(sorted(kinds))}"
+        cached = self.memo.get(key)
+        if isinstance(cached, dict):
+            return cached
+        graph = {facts.module: self.imported_modules(facts, kinds) for facts in self.files.values()}
+        self.memo[key] = graph
+        return graph
+
+    def import_cycles(self) -> list[list[str]]:
+        """The strongly connected components of the eager import graph that are cycles, sorted."""
+        cached = self.memo.get("import_cycles")
+        if isinstance(cached, list):
+            return cached
+        graph = self.import_graph()
+        cycles = [sorted(c) for c in strongly_connected(graph) if len(c) > 1]
+        cycles += [[m] for m in sorted(graph) if m in graph[m]]
+        cycles.sort()
+        self.memo["import_cycles"] = cycles
+        return cycles
+
+    def closure(self, module: str) -> set[str]:
+        """Every project module that importing `module` imports (eagerly), itself included."""
+        graph = self.import_graph()
+        seen: set[str] = set()
+        stack = [module]
+        while stack:
+            current = stack.pop()
+            if current not in seen:
+                seen.add(current)
+                stack.extend(graph.get(current, ()))
+        return seen
+
+    def new_import_risk(self, importer: str, imported: str) -> Optional[str]:
+        """Why a new eager `importer -> imported` import may break the program, or None.
+
+        It closes a cycle when `imported` already imports `importer`; it can break an existing
+        cycle when it makes the program import a member of one in a new order.
+        """
+        closure = self.closure(imported)
+        if importer in closure:
+            return f"importing {imported} into {importer} would close an import cycle"
+        members = {m for cycle in self.import_cycles() for m in cycle}
+        entangled = sorted(closure & members)
+        if entangled and imported not in self.closure(importer):
+            return f"{imported} imports {entangled[0]}, which is in an import cycle (see DF008)"
+        return None
 
     def reaches(self, start: str, goal: str, graph: Optional[dict[str, set[str]]] = None) -> bool:
         """Whether importing `start` imports `goal`, following eager imports."""
@@ -361,9 +417,74 @@ class ProjectIndex:
             stack.extend(sorted(graph.get(module, ())))
         return False
 
+    def names_imported_from(self, module: str) -> Optional[frozenset[str]]:
+        """Names other project files import from `module`; None when one star-imports it."""
+        names: set[str] = set()
+        for facts in self.files.values():
+            for fact in facts.imports:
+                if (
+                    self.modules.get(fact.target) is not self.modules.get(module)
+                    or fact.target not in self.modules
+                ):
+                    continue
+                if fact.star:
+                    return None
+                names.update(fact.names)
+        return frozenset(names)
+
     def top_level_packages(self) -> frozenset[str]:
         """The first part of every module name in the project (isort's first party)."""
         return frozenset(name.split(".")[0] for name in self.modules)
 
     def file(self, path: str) -> Optional[FileFacts]:
         return self.files.get(path)
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:
+    """Tarjan's strongly connected components, iteratively (deep import chains are common)."""
+    index_of: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    components: list[set[str]] = []
+    counter = 0
+    for root in sorted(graph):
+        if root in index_of:
+            continue
+        work: list[tuple[str, Iterator[str]]] = [(root, iter(sorted(graph.get(root, ()))))]
+        index_of[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            advanced = False
+            for child in children:
+                if child not in graph:
+                    continue
+                if child not in index_of:
+                    index_of[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                    advanced = True
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index_of[child])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index_of[node]:
+                component = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                components.append(component)
+    return components

@@ -61,7 +61,9 @@ def read_source(path: Path) -> SourceFile:
         raise SourceError(path, "is a directory") from None
     except OSError as error:
         raise SourceError(path, f"cannot read: {error.strerror or error}") from None
-    return SourceFile(path=path, data=data, mode=stat.S_IMODE(info.st_mode), mtime_ns=info.st_mtime_ns)
+    return SourceFile(
+        path=path, data=data, mode=stat.S_IMODE(info.st_mode), mtime_ns=info.st_mtime_ns
+    )
 
 
 def detect_encoding(path: Path, data: bytes) -> str:
@@ -69,6 +71,10 @@ def detect_encoding(path: Path, data: bytes) -> str:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as error:
+        if _head_is_not_utf8(data):
+            # tokenize says "invalid or missing encoding declaration" for any undecodable byte in the
+            # first two lines; decoding as UTF-8 reports where that byte is instead.
+            return "utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"
         raise SourceError(path, str(error.msg), error.lineno or 1, 1) from None
     try:
         codecs.lookup(encoding)
@@ -77,26 +83,38 @@ def detect_encoding(path: Path, data: bytes) -> str:
     return encoding
 
 
+def _head_is_not_utf8(data: bytes) -> bool:
+    """Whether the first two lines (where a coding cookie may stand) are not valid UTF-8."""
+    try:
+        b"\n".join(data.split(b"\n", 2)[:2]).decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 def decode_source(path: Path, data: bytes) -> str:
     """Decode source bytes as Python would; undecodable bytes are reported with line and column."""
     encoding = detect_encoding(path, data)
+    if encoding == "utf-8-sig":  # drop the BOM here, so that it counts as no byte and no column
+        data, encoding = data[len(codecs.BOM_UTF8) :], "utf-8"
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
-        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        line_start = data.rfind(b"\n", 0, error.start) + 1
+        # in characters, as Python's syntax errors and libcst's positions count them
+        column = len(data[line_start : error.start].decode(encoding, "replace")) + 1
         raise SourceError(
             path, f"cannot decode byte {data[error.start]:#04x} as {encoding}", line, column
         ) from None
 
 
 def _unchanged_since_read(original: SourceFile) -> bool:
-    try:
-        info = os.stat(original.path)
-    except FileNotFoundError:
-        return False
-    if info.st_mtime_ns == original.mtime_ns:
-        return True
+    """Whether the file still holds the bytes depfix read.
+
+    The bytes are compared, not the mtime: timestamps are coarse (a kernel tick, 2 s on FAT) and
+    some tools restore them, so an equal mtime does not prove an unchanged file.
+    """
     try:
         return original.path.read_bytes() == original.data
     except OSError:

@@ -79,7 +79,9 @@ def render_json(result: RunResult) -> str:
                 "code": d.code,
                 "name": d.name,
                 "message": d.message,
-                "fix": None if d.fix is None else {"safety": d.fix.safety, "applied": d.fix.applied},
+                "fix": None
+                if d.fix is None
+                else {"safety": d.fix.safety, "applied": d.fix.applied},
             }
             for d in result.diagnostics
         ],

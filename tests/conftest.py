@@ -6,7 +6,8 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Union
@@ -15,7 +16,10 @@ import pytest
 
 Content = Union[str, bytes]
 
-PYPROJECT = '[project]\nname = "demo"\nrequires-python = ">=3.9"\n'
+# Projects run DF005 only, so that rules added later do not change what these tests expect.
+PYPROJECT = (
+    '[project]\nname = "demo"\nrequires-python = ">=3.9"\n\n[tool.depfix]\nselect = ["DF005"]\n'
+)
 
 APP = """\
 from fastapi import Depends, FastAPI
@@ -60,6 +64,9 @@ def run_depfix(cwd: Path, *args: str) -> Run:
     env = dict(os.environ)
     env["PYTHONSAFEPATH"] = "1"  # the project under test must never shadow depfix's own imports
     env.pop("NO_COLOR", None)
+    env.pop(
+        "PYTHONDONTWRITEBYTECODE", None
+    )  # let start-up use cached bytecode: dozens of runs follow
     process = subprocess.run(
         [sys.executable, "-m", "depfix", *args],
         cwd=cwd,
@@ -89,7 +96,10 @@ def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
             path = Path(directory, name)
             if path.is_symlink():
                 continue
-            found[path.relative_to(root).as_posix()] = (path.read_bytes(), stat.S_IMODE(path.stat().st_mode))
+            found[path.relative_to(root).as_posix()] = (
+                path.read_bytes(),
+                stat.S_IMODE(path.stat().st_mode),
+            )
     return found
 
 
@@ -105,3 +115,9 @@ def project(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return build
+
+
+def run_parallel(*calls: tuple[Path, Sequence[str]]) -> list[Run]:
+    """Run independent `depfix` invocations at the same time (each is mostly interpreter start-up)."""
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
+        return list(pool.map(lambda call: run_depfix(call[0], *call[1]), calls))

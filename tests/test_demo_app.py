@@ -58,7 +58,11 @@ def test_dry_run_on_the_demo_app_writes_nothing_and_shows_the_fix(demo: Path) ->
     result = _python(demo.parent, "-m", "depfix", "apply", "--dry-run", "demo_app")
     assert result.returncode == 1
     assert "-    settings: Settings = Depends(get_settings()),\n" in result.stdout
-    assert "+    settings: Annotated[Settings, Depends(get_settings)],\n" in result.stdout
+    assert "+    settings: SettingsDep,\n" in result.stdout
+    assert "--- /dev/null\n+++ b/demo_app/app/dependencies.py\n" in result.stdout
     assert result.stdout.startswith("diff --git a/demo_app/")
-    assert "diff --git a/demo_app/app/routers/reports.py b/demo_app/app/routers/reports.py\n" in result.stdout
+    assert (
+        "diff --git a/demo_app/app/routers/reports.py b/demo_app/app/routers/reports.py\n"
+        in result.stdout
+    )
     assert {p: p.read_bytes() for p in demo.rglob("*") if p.is_file()} == original

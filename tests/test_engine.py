@@ -59,7 +59,13 @@ class ExtractShared(ProjectRule):
                 new = data.replace(b"shared = 1\n", b"from common import shared\n")
                 changes = {path: new, "common.py": b"shared = 1\n"}
                 yield ProjectFinding(
-                    self.CODE, path, Span(1, 1, 1, 11), "move shared", Changeset(changes), UNSAFE, "test"
+                    self.CODE,
+                    path,
+                    Span(1, 1, 1, 11),
+                    "move shared",
+                    Changeset(changes),
+                    UNSAFE,
+                    "test",
                 )
 
 
@@ -96,7 +102,9 @@ def test_unsafe_changeset_waits_for_unsafe(tmp_path: Path) -> None:
     (tmp_path / "a.py").write_text("shared = 1\n")
     result = run_in(tmp_path, [ExtractShared])
     assert result.changes == []
-    assert [(d.code, d.fix.applied if d.fix else None) for d in result.diagnostics] == [("DF903", False)]
+    assert [(d.code, d.fix.applied if d.fix else None) for d in result.diagnostics] == [
+        ("DF903", False)
+    ]
 
 
 def test_changeset_edits_and_creates_files_as_one_diff_that_git_applies(tmp_path: Path) -> None:

@@ -1,0 +1,251 @@
+"""Which files a run sees: .gitignore files, `exclude` globs, default excludes, symlinks, the root."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import APP, PYPROJECT, run_depfix, snapshot, write_tree
+
+from depfix.config import load_settings
+from depfix.discovery import Discovery, discover, find_project_root
+
+RUNNING_AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def relative(root: Path, paths: list[Path]) -> list[str]:
+    return [path.relative_to(root).as_posix() for path in paths]
+
+
+def make(tmp_path: Path, files: list[str], pyproject: str = PYPROJECT) -> Path:
+    root = tmp_path / "project"
+    write_tree(root, {"pyproject.toml": pyproject, **{name: "x = 1\n" for name in files}})
+    return root
+
+
+def discover_in(root: Path, *paths: str) -> Discovery:
+    settings = load_settings(root)
+    return discover([root / path for path in paths] or [root], settings.exclude)
+
+
+def test_gitignore_files_are_honoured_at_every_level(tmp_path: Path) -> None:
+    root = make(
+        tmp_path,
+        [
+            "app/main.py",
+            "app/generated.py",
+            "app/sub/keep.py",
+            "app/sub/local_only.py",
+            "app/sub/deeper/local_only.py",
+            "scratch/tmp.py",
+            "other/local_only.py",
+        ],
+    )
+    (root / ".gitignore").write_text("scratch/\n/app/generated.py\n")
+    (root / "app" / "sub" / ".gitignore").write_text("local_only.py\n")
+    found = discover_in(root)
+    assert relative(root, found.targets) == [
+        "app/main.py",
+        "app/sub/keep.py",
+        "other/local_only.py",
+    ]
+    assert found.project == found.targets
+    assert found.problems == []
+    # walking only a subdirectory still applies the .gitignore files above it
+    assert relative(root, discover_in(root, "app/sub").targets) == ["app/sub/keep.py"]
+
+
+def test_exclude_globs_from_configuration(tmp_path: Path) -> None:
+    pyproject = PYPROJECT + 'exclude = ["migrations/", "*_pb2.py", "/tools/gen.py"]\n'
+    root = make(
+        tmp_path,
+        [
+            "app/main.py",
+            "app/migrations/0001.py",
+            "app/api_pb2.py",
+            "tools/gen.py",
+            "app/tools/gen.py",
+        ],
+        pyproject,
+    )
+    found = discover_in(root)
+    assert relative(root, found.targets) == ["app/main.py", "app/tools/gen.py"]
+    assert relative(root, found.project) == ["app/main.py", "app/tools/gen.py"]
+    # an excluded file passed by name (as pre-commit does) is still excluded
+    assert discover_in(root, "app/api_pb2.py").targets == []
+
+
+def test_default_excludes(tmp_path: Path) -> None:
+    root = make(
+        tmp_path,
+        [
+            "app/main.py",
+            ".venv/lib/site.py",
+            "venv/lib/site.py",
+            "env311/lib/site.py",
+            "build/lib/app/main.py",
+            "dist/x.py",
+            "node_modules/pkg/x.py",
+            "app/__pycache__/main.py",
+            "demo.egg-info/x.py",
+            ".git/hooks/x.py",
+            ".tox/py311/x.py",
+            "app/notes.txt",
+        ],
+    )
+    (root / "env311" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    assert relative(root, discover_in(root).targets) == ["app/main.py"]
+
+
+def test_symlink_out_of_the_given_paths_is_reported_and_not_followed(tmp_path: Path) -> None:
+    root = make(tmp_path, ["app/main.py"])
+    outside = tmp_path / "elsewhere"
+    write_tree(outside, {"secret.py": "x = 1\n", "pkg/inner.py": "x = 1\n"})
+    (root / "app" / "secret.py").symlink_to(outside / "secret.py")
+    (root / "app" / "pkg").symlink_to(outside / "pkg", target_is_directory=True)
+    found = discover_in(root)
+    assert relative(root, found.targets) == ["app/main.py"]
+    assert relative(root, found.project) == ["app/main.py"]
+    assert [(path.relative_to(root).as_posix(), message) for path, message in found.problems] == [
+        ("app/pkg", "symlink points outside the given paths; not followed"),
+        ("app/secret.py", "symlink points outside the given paths; not followed"),
+    ]
+
+
+def test_symlink_inside_the_given_paths_is_visited_once_under_its_own_name(tmp_path: Path) -> None:
+    root = make(tmp_path, ["app/main.py", "lib/util.py"])
+    (root / "app" / "alias.py").symlink_to(root / "app" / "main.py")
+    (root / "app" / "lib").symlink_to(root / "lib", target_is_directory=True)
+    found = discover_in(root)
+    assert relative(root, found.targets) == ["app/main.py", "lib/util.py"]
+    assert found.problems == []
+
+
+def test_symlink_loops_do_not_hang(tmp_path: Path) -> None:
+    root = make(tmp_path, ["app/main.py"])
+    (root / "app" / "self").symlink_to(root / "app", target_is_directory=True)
+    (root / "app" / "up").symlink_to(root, target_is_directory=True)
+    (root / "app" / "a.py").symlink_to(root / "app" / "b.py")
+    (root / "app" / "b.py").symlink_to(root / "app" / "a.py")
+    results: list[Discovery] = []
+    worker = threading.Thread(target=lambda: results.append(discover_in(root)), daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    assert not worker.is_alive(), "discovery did not finish: a symlink loop was followed"
+    assert relative(root, results[0].targets) == ["app/main.py"]
+    assert find_project_root([root / "app" / "a.py"]) == root
+    assert find_project_root([root / "app" / "self"]) == root
+
+
+def test_cli_reports_a_symlink_loop_passed_by_name(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    write_tree(root, {"pyproject.toml": PYPROJECT, "app/main.py": APP})
+    (root / "app" / "a.py").symlink_to("b.py")
+    (root / "app" / "b.py").symlink_to("a.py")
+    run = run_depfix(root, "check", "app/a.py", "app/main.py")
+    assert run.code == 3, run
+    assert "internal error" not in run.err
+    assert (
+        "app/a.py: error: symlink points outside the given paths; not followed"
+        in run.err.splitlines()
+    )
+
+
+def test_targets_are_sorted_and_deduplicated(tmp_path: Path) -> None:
+    names = ["b/z.py", "b/a.py", "a/m.py", "a/sub/b.py", "c.py"]
+    root = make(tmp_path, names)
+    found = discover_in(root, "b", "a/sub/b.py", ".", "a", "b/z.py", "a/sub")
+    assert relative(root, found.targets) == sorted(names)
+    assert found.targets == discover_in(root).targets
+
+
+def test_a_single_file_sees_the_whole_project_for_the_index(tmp_path: Path) -> None:
+    root = make(tmp_path, ["core/deps.py", "web/api.py", "web/ignored.py", "build/x.py"])
+    (root / ".gitignore").write_text("ignored.py\n")
+    found = discover_in(root, "web/api.py")
+    assert found.root == root
+    assert relative(root, found.targets) == ["web/api.py"]
+    assert relative(root, found.project) == ["core/deps.py", "web/api.py"]
+
+
+@pytest.mark.parametrize("marker", ["pyproject.toml", ".git", "setup.cfg"])
+def test_project_root_is_the_nearest_marked_directory(tmp_path: Path, marker: str) -> None:
+    root = tmp_path / "outer" / "repo"
+    deep = root / "src" / "pkg" / "mod.py"
+    write_tree(deep.parent, {"mod.py": "x = 1\n"})
+    if marker == ".git":
+        (root / ".git").mkdir()
+    else:
+        (root / marker).write_text("")
+    assert find_project_root([deep]) == root
+    assert find_project_root([root / "src" / "pkg", deep]) == root
+    write_tree(root / "src", {"pyproject.toml": ""})  # a nearer marker wins
+    assert find_project_root([deep]) == root / "src"
+
+
+def test_without_markers_the_root_is_the_common_directory(tmp_path: Path) -> None:
+    markers = ("pyproject.toml", ".git", "setup.py", "setup.cfg")
+    if any((parent / marker).exists() for parent in tmp_path.parents for marker in markers):
+        pytest.skip("a directory above the temporary directory holds a project marker")
+    write_tree(tmp_path / "loose", {"a/x.py": "", "b/y.py": ""})
+    assert (
+        find_project_root([tmp_path / "loose" / "a" / "x.py", tmp_path / "loose" / "b"])
+        == tmp_path / "loose"
+    )
+    assert find_project_root([tmp_path / "loose" / "a" / "x.py"]) == tmp_path / "loose" / "a"
+
+
+@pytest.mark.skipif(RUNNING_AS_ROOT, reason="root can list any directory")
+def test_unreadable_directory_is_a_problem(tmp_path: Path) -> None:
+    root = make(tmp_path, ["app/main.py", "locked/x.py"])
+    (root / "locked").chmod(0)
+    try:
+        found = discover_in(root)
+    finally:
+        (root / "locked").chmod(0o755)
+    assert relative(root, found.targets) == ["app/main.py"]
+    assert [path.name for path, _ in found.problems] == ["locked"]
+
+
+def test_cli_never_reads_or_writes_through_an_outside_symlink(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    write_tree(root, {"pyproject.toml": PYPROJECT, "app/main.py": APP})
+    outside = write_tree(
+        tmp_path / "elsewhere", {"fixable.py": APP, "undecodable.py": b"x = '\xff'\n"}
+    )
+    (root / "app" / "fixable.py").symlink_to(outside / "fixable.py")
+    (root / "app" / "undecodable.py").symlink_to(outside / "undecodable.py")
+    before = snapshot(outside)
+    run = run_depfix(root, "apply", "--format", "json")
+    assert run.code == 3, run
+    document = json.loads(run.stdout)
+    assert [d["path"] for d in document["diagnostics"]] == ["app/main.py"]
+    assert document["errors"] == [
+        {
+            "path": path,
+            "line": None,
+            "column": None,
+            "message": "symlink points outside the given paths; not followed",
+        }
+        for path in ("app/fixable.py", "app/undecodable.py")
+    ]
+    assert snapshot(outside) == before
+    assert (root / "app" / "fixable.py").is_symlink()
+
+
+def test_a_nested_gitignore_can_re_include_what_a_parent_ignores(tmp_path: Path) -> None:
+    root = make(tmp_path, ["app/keep_gen.py", "app/drop_gen.py", "top_gen.py", "app/main.py"])
+    (root / ".gitignore").write_text("*_gen.py\n")
+    (root / "app" / ".gitignore").write_text("!keep_gen.py\n")
+    assert relative(root, discover_in(root).targets) == ["app/keep_gen.py", "app/main.py"]
+    (root / "app" / "sub").mkdir()
+    (root / "app" / "sub" / ".gitignore").write_text("main.py\n")
+    write_tree(root, {"app/sub/main.py": "", "app/sub/keep_gen.py": ""})
+    assert relative(root, discover_in(root, "app").targets) == [
+        "app/keep_gen.py",
+        "app/main.py",
+        "app/sub/keep_gen.py",
+    ]
