@@ -6,6 +6,7 @@ configuration problems exit 2 with one line naming the problem, before any file 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import traceback
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.console import Console
+from rich.progress import Progress, TaskID
 
 from depfix import __version__
 from depfix.config import ConfigError, Settings, load_settings, parse_codes, parse_target_version
@@ -148,17 +151,49 @@ def _execute(
     unsafe: bool,
     jobs: int,
     suppress: bool,
+    quiet: bool = False,
 ) -> RunResult:
     rules = select_rules(settings.select, settings.ignore)
-    options = RunOptions(
-        rules=rules,
-        settings=settings,
-        apply_fixes=apply_fixes,
-        unsafe=unsafe or settings.unsafe,
-        jobs=jobs or os.cpu_count() or 1,
-        suppress=suppress,
-    )
-    return run(paths, options)
+    with ProgressBar(enabled=sys.stderr.isatty() and not quiet) as progress:
+        options = RunOptions(
+            rules=rules,
+            settings=settings,
+            apply_fixes=apply_fixes,
+            unsafe=unsafe or settings.unsafe,
+            jobs=jobs or os.cpu_count() or 1,
+            suppress=suppress,
+            progress=progress.update if progress.enabled else None,
+        )
+        return run(paths, options)
+
+
+class ProgressBar:
+    """A progress bar on stderr for long runs (a terminal only; it disappears when done)."""
+
+    MIN_FILES = 200
+
+    def __init__(self, enabled: bool, console: Optional[Console] = None) -> None:
+        self.enabled = enabled
+        self.console = console or Console(stderr=True)
+        self._bar: Optional[Progress] = None
+        self._tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if total < self.MIN_FILES:
+            return
+        if self._bar is None:
+            self._bar = Progress(console=self.console, transient=True)
+            self._bar.start()
+        if stage not in self._tasks:
+            self._tasks[stage] = self._bar.add_task(stage, total=total)
+        self._bar.update(self._tasks[stage], completed=done)
 
 
 def _write(result: RunResult) -> None:
@@ -213,7 +248,11 @@ def _finish(
 
     With a diff and the text format, diagnostics go to stderr so that stdout stays a clean patch.
     """
-    report = render(result, output_format)
+    shown = result
+    if written and output_format == "text":  # after writing, list only what is left to do
+        left = [d for d in result.diagnostics if d.fix is None or not d.fix.applied]
+        shown = dataclasses.replace(result, diagnostics=left)
+    report = render(shown, output_format)
     if diff and output_format == "text":
         _emit_diff(result)
         sys.stderr.write(report)
@@ -260,7 +299,13 @@ def apply_command(
     """Fix files in place (or show the fixes with --dry-run)."""
     chosen, settings = _prepare(paths, output_format, config, select, ignore, target_version, jobs)
     result = _execute(
-        chosen, settings, apply_fixes=not check, unsafe=unsafe, jobs=jobs, suppress=not no_suppress
+        chosen,
+        settings,
+        apply_fixes=not check,
+        unsafe=unsafe,
+        jobs=jobs,
+        suppress=not no_suppress,
+        quiet=quiet,
     )
     writes = not dry_run and not check
     if writes:
@@ -291,7 +336,13 @@ def check_command(
     """Report diagnostics; never writes."""
     chosen, settings = _prepare(paths, output_format, config, select, ignore, target_version, jobs)
     result = _execute(
-        chosen, settings, apply_fixes=False, unsafe=unsafe, jobs=jobs, suppress=not no_suppress
+        chosen,
+        settings,
+        apply_fixes=False,
+        unsafe=unsafe,
+        jobs=jobs,
+        suppress=not no_suppress,
+        quiet=quiet,
     )
     _finish(result, output_format=output_format, quiet=quiet, written=False)
     raise typer.Exit(_exit_code(result, found=bool(result.diagnostics), exit_zero=exit_zero))
