@@ -16,6 +16,20 @@ RUN_ORDER: tuple[tuple[str, str], ...] = (
         "`Depends(f)`, so the argument must be a reference before they look at it.",
     ),
     (
+        "yield_returned_resource",
+        "DF004 turns a returning dependency into a guarded yield dependency, so DF002 and DF003 find "
+        "nothing left to do in it; it rewrites the whole function, so it goes before the body rules.",
+    ),
+    (
+        "guard_yield_dependency",
+        "DF002 rewrites a dependency's body around its `yield`; it runs before DF003, which only adds "
+        "`raise` to handlers that already exist.",
+    ),
+    (
+        "reraise_in_yield_dependency",
+        "DF003 edits `except` handlers around `yield`, independent of the signature rules.",
+    ),
+    (
         "annotate_parameters",
         "DF006 rewrites whole signatures; it runs after the rules that edit single markers inside "
         "them, whose edits it then carries into `Annotated` on the next pass.",

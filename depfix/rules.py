@@ -18,7 +18,8 @@ from libcst.metadata import PositionProvider, ProviderT
 
 from depfix.config import Settings
 from depfix.facts import FileFacts
-from depfix.index import ProjectIndex
+from depfix.imports import dotted
+from depfix.index import ProjectIndex, Resolved, Unresolved
 
 SAFE = "safe"
 UNSAFE = "unsafe"
@@ -106,6 +107,17 @@ class FileRule(RuleInfo, cst.BatchableCSTVisitor):
     @property
     def index(self) -> ProjectIndex:
         return self.context.index
+
+    def resolve_expression(self, node: cst.BaseExpression) -> Resolved:
+        """What a module-level name or dotted name (`SessionLocal`, `httpx.Client`) refers to."""
+        name = dotted(node)
+        if name is None:
+            return Unresolved("not a dotted name")
+        head = name.split(".")[0]
+        facts = self.context.facts
+        if head in facts.bindings or head in facts.functions or head in facts.classes:
+            return self.index.resolve_qualified(f"{facts.module}.{name}")
+        return self.index.resolve_qualified(f"builtins.{name}")
 
     def span(self, node: cst.CSTNode) -> Span:
         position = self.get_metadata(PositionProvider, node)
