@@ -48,13 +48,19 @@ parameter whose type is unknown, an `Annotated` name that is taken, a signature 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Union
 
 import libcst as cst
 
+from codemods._signatures import (
+    AnnotatedName,
+    annotated_name,
+    annotated_subscript,
+    plan_signature,
+)
 from depfix.facts import FileFacts, FunctionFact, ParamFact
-from depfix.imports import bound_import, bound_module, dotted
+from depfix.imports import dotted
 from depfix.index import Class, External, Function, ProjectIndex, Resolved
 from depfix.rules import SAFE, UNSAFE, FileRule, register
 
@@ -92,14 +98,6 @@ class _TypeText:
     text: str
     imports: tuple[tuple[str, str], ...] = ()
     unsafe_reason: str = ""
-
-
-@dataclass
-class _AnnotatedName:
-    expression: Optional[cst.BaseExpression] = None
-    imports: tuple[tuple[str, str], ...] = ()
-    reason: str = ""
-    uses: list[str] = field(default_factory=list)
 
 
 def _positional_args(call: cst.Call) -> list[cst.Arg]:
@@ -166,33 +164,16 @@ class AnnotateParameters(FileRule):
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)
         self.module: Optional[cst.Module] = None
-        self._annotated: Optional[_AnnotatedName] = None
+        self._annotated: Optional[AnnotatedName] = None
 
     def visit_Module(self, node: cst.Module) -> None:
         self.module = node
 
     # ---- the Annotated name ------------------------------------------------------------------
-    def annotated(self) -> _AnnotatedName:
-        if self._annotated is not None:
-            return self._annotated
-        assert self.module is not None
-        for source in ("typing", "typing_extensions"):
-            local = bound_import(self.module, source, "Annotated")
-            if local is not None:
-                self._annotated = _AnnotatedName(cst.parse_expression(local))
-                return self._annotated
-        source = "typing_extensions" if self.context.settings.target_version < (3, 9) else "typing"
-        bindings = self.context.facts.bindings
-        if "Annotated" not in bindings:
-            self._annotated = _AnnotatedName(cst.Name("Annotated"), ((source, "Annotated"),))
-        else:
-            local_module = bound_module(self.module, source)
-            if local_module is not None:
-                self._annotated = _AnnotatedName(cst.parse_expression(f"{local_module}.Annotated"))
-            else:
-                self._annotated = _AnnotatedName(
-                    reason="the name `Annotated` is bound to something else in this module"
-                )
+    def annotated(self) -> AnnotatedName:
+        if self._annotated is None:
+            assert self.module is not None
+            self._annotated = annotated_name(self.module, self.context.facts, self.context.settings)
         return self._annotated
 
     # ---- types for unannotated parameters ----------------------------------------------------
@@ -292,7 +273,7 @@ class AnnotateParameters(FileRule):
             conversion.unsafe_reason = found.unsafe_reason
             type_node: cst.BaseExpression = cst.parse_expression(found.text)
             new_annotation = cst.Annotation(
-                annotation=self.subscript(annotated.expression, type_node, marker_call)
+                annotation=annotated_subscript(annotated.expression, type_node, marker_call)
             )
         elif isinstance(annotation.annotation, (cst.SimpleString, cst.ConcatenatedString)):
             text = self.string_annotation(annotation.annotation, annotated.expression, marker_call)
@@ -314,7 +295,7 @@ class AnnotateParameters(FileRule):
                 )
             else:
                 new_annotation = annotation.with_changes(
-                    annotation=self.subscript(
+                    annotation=annotated_subscript(
                         annotated.expression, annotation.annotation, marker_call
                     )
                 )
@@ -325,18 +306,6 @@ class AnnotateParameters(FileRule):
         else:
             conversion.new = param.with_changes(annotation=new_annotation, default=new_default)
         return conversion
-
-    @staticmethod
-    def subscript(
-        annotated: cst.BaseExpression, type_node: cst.BaseExpression, marker_call: cst.Call
-    ) -> cst.Subscript:
-        return cst.Subscript(
-            value=annotated,
-            slice=[
-                cst.SubscriptElement(slice=cst.Index(value=type_node), comma=_COMMA),
-                cst.SubscriptElement(slice=cst.Index(value=marker_call)),
-            ],
-        )
 
     def string_annotation(
         self,
@@ -442,58 +411,5 @@ class AnnotateParameters(FileRule):
         self, params: cst.Parameters, done: dict[int, Conversion], function: FunctionFact
     ) -> tuple[Optional[cst.Parameters], str]:
         """The new parameter list, with `*` inserted where order demands it, or why not."""
-
-        def new(param: cst.Param) -> cst.Param:
-            conversion = done.get(id(param))
-            return conversion.new if conversion and conversion.new is not None else param
-
-        posonly = [new(p) for p in params.posonly_params]
-        normal = [new(p) for p in params.params]
-        kwonly = [new(p) for p in params.kwonly_params]
-        positional = posonly + normal
-        seen_default = False
-        first_bad: Optional[int] = None
-        for position, param in enumerate(positional):
-            if param.default is not None:
-                seen_default = True
-            elif seen_default:
-                first_bad = position
-                break
-        if first_bad is None:
-            return params.with_changes(
-                posonly_params=posonly, params=normal, kwonly_params=kwonly
-            ), ""
-        if first_bad < len(posonly):
-            return None, "a positional-only parameter would follow one with a default"
-        if isinstance(params.star_arg, cst.Param):
-            return None, "a parameter would lose its default before `*args`; reorder it by hand"
-        if function.name == "__call__":
-            return (
-                None,
-                "keyword-only parameters would be needed, and direct calls of instances cannot be checked",
-            )
-        offset = 1 if function.class_qualname else 0
-        for path, site in self.index.direct_calls((function.module, function.qualname)):
-            if site.star or site.positional + offset > first_bad:
-                return None, (
-                    "a parameter would lose its default after an optional one, and "
-                    f"{path}:{site.line} calls `{function.name}` with positional arguments"
-                )
-        split = first_bad - len(posonly)
-        moved = normal[split:]
-        normal = normal[:split]
-        separator = normal[-1].comma if normal else cst.MaybeSentinel.DEFAULT
-        star_comma = (
-            cst.Comma(whitespace_after=separator.whitespace_after)
-            if isinstance(separator, cst.Comma)
-            else _COMMA
-        )
-        star = params.star_arg
-        if not isinstance(star, cst.ParamStar):
-            star = cst.ParamStar(comma=star_comma)
-        return (
-            params.with_changes(
-                posonly_params=posonly, params=normal, star_arg=star, kwonly_params=moved + kwonly
-            ),
-            "",
-        )
+        replaced = {key: c.new for key, c in done.items() if c.new is not None}
+        return plan_signature(self.index, params, replaced, function)
