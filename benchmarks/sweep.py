@@ -55,8 +55,11 @@ def depfix(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str]
     return process, time.perf_counter() - start
 
 
-def crash_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if any(m in line for m in CRASH_MARKERS)]
+def crash_lines(process: subprocess.CompletedProcess[str]) -> list[str]:
+    lines = [line for line in process.stderr.splitlines() if any(m in line for m in CRASH_MARKERS)]
+    if process.returncode not in (0, 1, 2, 3):
+        lines.append(f"exit status {process.returncode}")
+    return lines
 
 
 def python_files(root: Path) -> list[Path]:
@@ -78,7 +81,7 @@ def parses(data: bytes) -> bool:
 def run_check(copy: Path, result: RepoResult) -> None:
     process, result.check_seconds = depfix(["check", "--format", "json", "."], copy)
     result.check_rc = process.returncode
-    result.crashes += crash_lines(process.stderr)
+    result.crashes += crash_lines(process)
     try:
         report = json.loads(process.stdout)
     except json.JSONDecodeError:
@@ -94,7 +97,7 @@ def run_check(copy: Path, result: RepoResult) -> None:
 def run_apply(copy: Path, originals: dict[Path, bytes], result: RepoResult) -> None:
     before = digests(copy)
     process, _ = depfix(["apply", "--unsafe", "."], copy)
-    result.crashes += [f"apply: {line}" for line in crash_lines(process.stderr)]
+    result.crashes += [f"apply: {line}" for line in crash_lines(process)]
     for path, digest in digests(copy).items():
         if before.get(path) == digest:
             continue
@@ -105,7 +108,7 @@ def run_apply(copy: Path, originals: dict[Path, bytes], result: RepoResult) -> N
             else:
                 result.unverifiable += 1
     second, _ = depfix(["apply", "--unsafe", "--dry-run", "."], copy)
-    result.crashes += [f"rerun: {line}" for line in crash_lines(second.stderr)]
+    result.crashes += [f"rerun: {line}" for line in crash_lines(second)]
     result.non_idempotent = sorted(
         {line[6:] for line in second.stdout.splitlines() if line.startswith("+++ b/")}
     )

@@ -16,6 +16,11 @@ RUN_ORDER: tuple[tuple[str, str], ...] = (
         "`Depends(f)`, so the argument must be a reference before they look at it.",
     ),
     (
+        "add_missing_depends",
+        "DF001 wires parameters FastAPI cannot read from a request; it rewrites signatures, like "
+        "DF006, and produces the `Annotated` form directly, so it runs before DF006.",
+    ),
+    (
         "yield_returned_resource",
         "DF004 turns a returning dependency into a guarded yield dependency, so DF002 and DF003 find "
         "nothing left to do in it; it rewrites the whole function, so it goes before the body rules.",

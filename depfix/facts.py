@@ -102,6 +102,7 @@ class ClassFact:
     line: int
     bases: tuple[Value, ...]
     methods: frozenset[str]
+    decorated: bool = False
 
 
 @dataclass(frozen=True)
@@ -544,7 +545,7 @@ class _Extractor(ast.NodeVisitor):
             if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef))
         )
         self.facts.classes[qualname] = ClassFact(
-            self.facts.module, qualname, node.lineno, bases, methods
+            self.facts.module, qualname, node.lineno, bases, methods, bool(node.decorator_list)
         )
 
     def visit_Lambda(self, node: ast.Lambda) -> None:

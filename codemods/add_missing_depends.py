@@ -1,0 +1,343 @@
+"""DF001 missing-depends: a parameter FastAPI cannot read from a request, written without `Depends()`.
+
+A route or dependency parameter typed with something only a dependency can provide (a `Session`, a
+dependency class) but declared without `Depends()` is taken for a query or body parameter: FastAPI fails
+at startup (`Invalid args for response field`) or answers 422 "field required".
+
+Before:
+
+    @router.get("/items")
+    def list_items(db: Session):
+        ...
+
+After:
+
+    @router.get("/items")
+    def list_items(db: Annotated[Session, Depends(get_db)]):
+        ...
+
+Providers are collected across the project: dependencies whose return annotation gives the type
+(looking through `Iterator`/`Generator`/`AsyncIterator`/`AsyncGenerator`), providers already injected
+for the type elsewhere (`x: Session = Depends(get_db)`, `Annotated[Session, Depends(get_db)]`), existing
+aliases (`SessionDep`, preferred in the fix) and dependency classes (a class already used as
+`Depends(C)`, or a plain class with an `__init__`, which becomes `Annotated[C, Depends()]`). The fix is
+made when exactly one provider qualifies; the provider is imported from its module when needed (never
+where the import would touch an import cycle). Several candidates, or none for a type that can never
+come from a request (sessions, connections, HTTP and Redis clients), give a diagnostic naming them.
+
+Never touched: what FastAPI injects itself (`Request`, `Response`, `WebSocket`, `HTTPConnection`,
+`BackgroundTasks`, `SecurityScopes`, `UploadFile`), pydantic models and other classes FastAPI reads
+as bodies, scalar and standard-library types, parameters with a default, and functions FastAPI does
+not call (services and CRUD helpers take bare `Session` parameters by design).
+
+Fix safety: safe; unsafe when the provider has to be imported from a module the file does not import
+yet (the import order changes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import libcst as cst
+
+from codemods._resources import CLIENT_CLASSES, SESSION_CLASSES
+from codemods._signatures import annotated_name, annotated_subscript, plan_signature
+from depfix.facts import FileFacts, FunctionFact, ParamFact
+from depfix.index import Class, External, Function, ProjectIndex, Resolved
+from depfix.rules import SAFE, UNSAFE, FileRule, register
+
+NEVER_FROM_REQUEST = frozenset(
+    {
+        *SESSION_CLASSES,
+        *CLIENT_CLASSES,
+        "sqlalchemy.engine.Connection",
+        "sqlalchemy.ext.asyncio.AsyncConnection",
+        "redis.Redis",
+        "redis.client.Redis",
+        "redis.asyncio.Redis",
+        "redis.asyncio.client.Redis",
+    }
+)
+NOT_DEPENDENCIES = (
+    "builtins.",
+    "fastapi.",
+    "starlette.",
+    "pydantic.",
+    "typing.",
+    "datetime.",
+    "uuid.",
+    "decimal.",
+    "enum.",
+    "pathlib.",
+    "collections.",
+)
+BODY_BASES = frozenset(
+    {
+        "pydantic.BaseModel",
+        "pydantic.main.BaseModel",
+        "sqlmodel.SQLModel",
+        "enum.Enum",
+        "builtins.dict",
+        "typing.TypedDict",
+    }
+)
+
+
+@dataclass(frozen=True, order=True)
+class Provider:
+    """A way to inject a type: a function or class to pass to `Depends`, or an existing alias."""
+
+    module: str
+    name: str
+    kind: str  # "function", "class" (`Depends()`), or "alias"
+
+    def describe(self) -> str:
+        return f"{self.module}.{self.name}" + (" (alias)" if self.kind == "alias" else "")
+
+
+def _qualified(resolved: Resolved) -> Optional[str]:
+    if isinstance(resolved, (Function, Class)):
+        return f"{resolved.fact.module}.{resolved.fact.qualname}"
+    if isinstance(resolved, External):
+        return resolved.qname
+    return None
+
+
+def _injectable(function: FunctionFact) -> bool:
+    """Whether FastAPI could call the function with nothing the request cannot give."""
+    return all(
+        p.injected or p.has_default or p.kind in ("vararg", "kwarg") for p in function.params
+    )
+
+
+def providers(index: ProjectIndex) -> dict[str, set[Provider]]:
+    """Type (qualified name) -> the providers that inject it somewhere in the project (cached)."""
+    cached = index.memo.get("DF001")
+    if isinstance(cached, dict):
+        return cached
+    found: dict[str, set[Provider]] = {}
+    for ref in index.dependency_refs:
+        fact = ref.fact
+        if fact.annotation is None or fact.target_is_call or fact.in_string or fact.options:
+            continue
+        type_name = _qualified(index.resolve(fact.annotation))
+        target = ref.target
+        if (
+            type_name is None
+            or not isinstance(target, (Function, Class))
+            or "." in target.fact.qualname
+        ):
+            continue
+        if fact.context == "alias" and fact.alias_name and fact.annotated_size == 2:
+            found.setdefault(type_name, set()).add(Provider(ref.module, fact.alias_name, "alias"))
+        elif fact.context in ("default", "annotated"):
+            same = isinstance(target, Class) and _qualified(target) == type_name
+            kind = "class" if same else "function"
+            found.setdefault(type_name, set()).add(
+                Provider(target.fact.module, target.fact.qualname, kind)
+            )
+    for facts in index.files.values():
+        for function in facts.functions.values():
+            if (
+                function.provides is None
+                or function.class_qualname
+                or "<locals>" in function.qualname
+            ):
+                continue
+            if index.fastapi_role((function.module, function.qualname)) != "dependency" and not (
+                function.is_generator and not function.decorators and _injectable(function)
+            ):
+                continue
+            type_name = _qualified(index.resolve(function.provides))
+            if type_name is not None:
+                found.setdefault(type_name, set()).add(
+                    Provider(function.module, function.qualname, "function")
+                )
+    index.memo["DF001"] = found
+    return found
+
+
+@register
+class AddMissingDepends(FileRule):
+    CODE = "DF001"
+    NAME = "missing-depends"
+    SUMMARY = "a parameter only a dependency can provide, declared without `Depends()`"
+    FIX = SAFE
+    NEEDLES = (b"fastapi",)
+
+    @classmethod
+    def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
+        return any(
+            index.fastapi_role((function.module, function.qualname)) is not None
+            for function in facts.functions.values()
+        )
+
+    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(context)
+        self.module: Optional[cst.Module] = None
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self.module = node
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        function = self.index.function_at(self.context.path, self.span(node).line)
+        if (
+            function is None
+            or self.index.fastapi_role((function.module, function.qualname)) is None
+        ):
+            return
+        by_name = {param.name: param for param in function.params}
+        params = node.params
+        plans: list[
+            tuple[cst.Param, str, Union[tuple[cst.Param, tuple[tuple[str, str], ...], str], str]]
+        ] = []
+        for position, param in enumerate(
+            (*params.posonly_params, *params.params, *params.kwonly_params)
+        ):
+            fact = by_name.get(param.name.value)
+            if fact is None or fact.injected or fact.has_default or param.annotation is None:
+                continue
+            if position == 0 and function.class_qualname:
+                continue
+            found = self.site(param, fact)
+            if found is not None:
+                plans.append((param, *found))
+        if not plans:
+            return
+        replaced = {id(param): plan[0] for param, _, plan in plans if not isinstance(plan, str)}
+        new_params, problem = plan_signature(self.index, params, replaced, function)
+        imports = tuple(
+            sorted({i for _, _, plan in plans if not isinstance(plan, str) for i in plan[1]})
+        )
+        unsafe = sorted({plan[2] for _, _, plan in plans if not isinstance(plan, str) and plan[2]})
+        for param, message, plan in plans:
+            if isinstance(plan, str) or new_params is None:
+                self.report(param, message, reason=plan if isinstance(plan, str) else problem)
+                continue
+            self.report(
+                param,
+                message,
+                target=params,
+                replacement=new_params,
+                safety=UNSAFE if unsafe else SAFE,
+                reason="; ".join(unsafe),
+                imports=imports,
+            )
+
+    def site(
+        self, param: cst.Param, fact: ParamFact
+    ) -> Optional[tuple[str, Union[tuple[cst.Param, tuple[tuple[str, str], ...], str], str]]]:
+        """The message and the plan (new parameter, imports, unsafe reason) or the reason not to fix."""
+        assert param.annotation is not None
+        if fact.annotation is None or not isinstance(
+            param.annotation.annotation, (cst.Name, cst.Attribute)
+        ):
+            return None
+        resolved = self.index.resolve(fact.annotation)
+        type_name = _qualified(resolved)
+        if type_name is None or not self.needs_dependency(resolved, type_name):
+            return None
+        candidates = sorted(providers(self.index).get(type_name, set()))
+        if isinstance(resolved, Class) and not candidates and self.plain_class(resolved):
+            candidates = [Provider(resolved.fact.module, resolved.fact.qualname, "class")]
+        short = type_name.rsplit(".", 1)[-1]
+        message = (
+            f"parameter `{param.name.value}: {short}` has no `Depends()`: FastAPI takes it for a request "
+            "parameter (422, or a failure at startup)"
+        )
+        if not candidates:
+            if type_name in NEVER_FROM_REQUEST:
+                return message, f"no dependency in the project provides `{short}`"
+            return None
+        aliases = [c for c in candidates if c.kind == "alias"]
+        chosen = aliases if len(aliases) == 1 else [c for c in candidates if c.kind != "alias"]
+        if len(chosen) != 1:
+            names = ", ".join(c.describe() for c in candidates)
+            return message, f"several providers could inject it: {names}"
+        provider = chosen[0]
+        message += f"; inject it with `{provider.name}`"
+        return message, self.plan(param, provider)
+
+    def needs_dependency(self, resolved: Resolved, type_name: str) -> bool:
+        if isinstance(resolved, External):
+            return type_name in NEVER_FROM_REQUEST or not type_name.startswith(NOT_DEPENDENCIES)
+        if isinstance(resolved, Class):
+            if resolved.fact.decorated:  # dataclasses and the like are read as bodies
+                return False
+            return not any(
+                isinstance(base, External)
+                and (base.qname in BODY_BASES or base.qname.startswith("pydantic"))
+                for base in self.index.class_bases(resolved)
+            ) and all(
+                isinstance(base, (Class, External)) for base in self.index.class_bases(resolved)
+            )
+        return False
+
+    def plain_class(self, cls: Class) -> bool:
+        """A class FastAPI can build per request: no bases, an `__init__`."""
+        return (
+            not cls.fact.bases and "__init__" in cls.fact.methods and "." not in cls.fact.qualname
+        )
+
+    def local_name(
+        self, module: str, name: str
+    ) -> tuple[Optional[str], tuple[tuple[str, str], ...], str]:
+        """How this file names `module.name`: a local name, the imports it needs, an unsafe reason."""
+        facts = self.context.facts
+        wanted = self.index.resolve_qualified(f"{module}.{name}")
+        for local, value in sorted(facts.bindings.items()):
+            if local not in facts.rebound and self.index.resolve(value) == wanted:
+                return local, (), ""
+        if module == facts.module:
+            return (
+                (name, (), "")
+                if name in facts.bindings or name in facts.functions or name in facts.classes
+                else (None, (), "")
+            )
+        if name in facts.bindings:
+            return None, (), ""
+        if module not in self.index.modules or module in self.index.closure(facts.module):
+            return name, ((module, name),), ""
+        risk = self.index.new_import_risk(facts.module, module)
+        if risk:
+            return None, (), risk
+        return (
+            name,
+            ((module, name),),
+            f"adds an import from `{module}`, which changes the import order",
+        )
+
+    def plan(
+        self, param: cst.Param, provider: Provider
+    ) -> Union[tuple[cst.Param, tuple[tuple[str, str], ...], str], str]:
+        assert param.annotation is not None and self.module is not None
+        local, imports, unsafe = self.local_name(provider.module, provider.name)
+        if local is None:
+            return unsafe or f"`{provider.name}` cannot be named in this module"
+        if provider.kind == "alias":
+            return (
+                param.with_changes(
+                    annotation=param.annotation.with_changes(annotation=cst.Name(local))
+                ),
+                imports,
+                unsafe,
+            )
+        annotated = annotated_name(self.module, self.context.facts, self.context.settings)
+        if annotated.expression is None:
+            return annotated.reason
+        depends, depends_imports, _ = self.local_name("fastapi", "Depends")
+        if depends is None:
+            return "the name `Depends` is bound to something else in this module"
+        argument = [] if provider.kind == "class" else [cst.Arg(value=cst.parse_expression(local))]
+        marker = cst.Call(func=cst.parse_expression(depends), args=argument)
+        new = param.with_changes(
+            annotation=param.annotation.with_changes(
+                annotation=annotated_subscript(
+                    annotated.expression, param.annotation.annotation, marker
+                )
+            )
+        )
+        if provider.kind == "class":
+            imports = ()
+        return new, (*imports, *annotated.imports, *depends_imports), unsafe
