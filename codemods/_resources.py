@@ -13,7 +13,8 @@ from typing import Callable, Optional, Union
 
 import libcst as cst
 
-from depfix.index import External, Instance, Resolved
+from depfix.facts import FileFacts
+from depfix.index import External, Instance, ProjectIndex, Resolved
 
 SESSION_CLASSES = {
     "sqlalchemy.orm.Session": False,
@@ -90,6 +91,15 @@ def resource_of(
     ):
         return Resource("session", "close", SESSION_FACTORIES[resolved.of.qname])
     return None
+
+
+def has_dependency(facts: FileFacts, index: ProjectIndex, generator: bool) -> bool:
+    """Whether the file defines a dependency that is (or is not) a generator."""
+    return any(
+        function.is_generator == generator
+        and index.fastapi_role((function.module, function.qualname)) == "dependency"
+        for function in facts.functions.values()
+    )
 
 
 def statements(function: cst.FunctionDef) -> Sequence[cst.BaseStatement]:

@@ -44,7 +44,7 @@ import libcst as cst
 from codemods._resources import CLIENT_CLASSES, SESSION_CLASSES
 from codemods._signatures import annotated_name, annotated_subscript, plan_signature
 from depfix.facts import FileFacts, FunctionFact, ParamFact
-from depfix.index import Class, External, Function, ProjectIndex, Resolved
+from depfix.index import Class, External, Function, ProjectIndex, Resolved, qualified_name
 from depfix.rules import SAFE, UNSAFE, FileRule, register
 
 NEVER_FROM_REQUEST = frozenset(
@@ -96,14 +96,6 @@ class Provider:
         return f"{self.module}.{self.name}" + (" (alias)" if self.kind == "alias" else "")
 
 
-def _qualified(resolved: Resolved) -> Optional[str]:
-    if isinstance(resolved, (Function, Class)):
-        return f"{resolved.fact.module}.{resolved.fact.qualname}"
-    if isinstance(resolved, External):
-        return resolved.qname
-    return None
-
-
 def _injectable(function: FunctionFact) -> bool:
     """Whether FastAPI could call the function with nothing the request cannot give."""
     return all(
@@ -121,7 +113,7 @@ def providers(index: ProjectIndex) -> dict[str, set[Provider]]:
         fact = ref.fact
         if fact.annotation is None or fact.target_is_call or fact.in_string or fact.options:
             continue
-        type_name = _qualified(index.resolve(fact.annotation))
+        type_name = qualified_name(index.resolve(fact.annotation))
         target = ref.target
         if (
             type_name is None
@@ -132,7 +124,7 @@ def providers(index: ProjectIndex) -> dict[str, set[Provider]]:
         if fact.context == "alias" and fact.alias_name and fact.annotated_size == 2:
             found.setdefault(type_name, set()).add(Provider(ref.module, fact.alias_name, "alias"))
         elif fact.context in ("default", "annotated"):
-            same = isinstance(target, Class) and _qualified(target) == type_name
+            same = isinstance(target, Class) and qualified_name(target) == type_name
             kind = "class" if same else "function"
             found.setdefault(type_name, set()).add(
                 Provider(target.fact.module, target.fact.qualname, kind)
@@ -149,7 +141,7 @@ def providers(index: ProjectIndex) -> dict[str, set[Provider]]:
                 function.is_generator and not function.decorators and _injectable(function)
             ):
                 continue
-            type_name = _qualified(index.resolve(function.provides))
+            type_name = qualified_name(index.resolve(function.provides))
             if type_name is not None:
                 found.setdefault(type_name, set()).add(
                     Provider(function.module, function.qualname, "function")
@@ -235,7 +227,7 @@ class AddMissingDepends(FileRule):
         ):
             return None
         resolved = self.index.resolve(fact.annotation)
-        type_name = _qualified(resolved)
+        type_name = qualified_name(resolved)
         if type_name is None or not self.needs_dependency(resolved, type_name):
             return None
         candidates = sorted(providers(self.index).get(type_name, set()))

@@ -60,8 +60,7 @@ from codemods._signatures import (
     plan_signature,
 )
 from depfix.facts import FileFacts, FunctionFact, ParamFact
-from depfix.imports import dotted
-from depfix.index import Class, External, Function, ProjectIndex, Resolved
+from depfix.index import Class, External, Function, ProjectIndex, Resolved, qualified_name
 from depfix.rules import SAFE, UNSAFE, FileRule, register
 
 MARKER_MODULES = ("fastapi", "fastapi.params", "fastapi.param_functions")
@@ -324,38 +323,21 @@ class AnnotateParameters(FileRule):
         return f"{node.quote}{code(annotated)}[{inner}, {call_text}]{node.quote}"
 
     def existing_annotated(self, node: cst.BaseExpression) -> Optional[cst.Subscript]:
+        """The annotation when it already is `Annotated[T, ...]`."""
         if not isinstance(node, cst.Subscript) or len(node.slice) < 2:
             return None
-        name = dotted(node.value)
-        if name is None:
-            return None
-        head, _, rest = name.partition(".")
-        value = self.context.facts.bindings.get(head)
-        if value is None:
-            return None
-        resolved = self.index.resolve(value)
-        qualified = resolved.qname if isinstance(resolved, External) else None
-        if qualified is None:
-            return None
-        full = f"{qualified}.{rest}" if rest else qualified
-        return node if full in ANNOTATED_NAMES else None
+        return (
+            node if qualified_name(self.resolve_expression(node.value)) in ANNOTATED_NAMES else None
+        )
 
     def is_marker_element(self, element: cst.SubscriptElement) -> bool:
         value = element.slice.value if isinstance(element.slice, cst.Index) else None
         if not isinstance(value, cst.Call):
             return False
-        name = dotted(value.func)
-        if name is None:
-            return False
-        head, _, rest = name.partition(".")
-        bound = self.context.facts.bindings.get(head)
-        if bound is None:
-            return False
-        resolved = self.index.resolve(bound)
-        if not isinstance(resolved, External):
-            return False
-        full = f"{resolved.qname}.{rest}" if rest else resolved.qname
-        return full in DEPENDENCY_MARKERS | VALUE_MARKERS
+        return (
+            qualified_name(self.resolve_expression(value.func))
+            in DEPENDENCY_MARKERS | VALUE_MARKERS
+        )
 
     # ---- one signature -----------------------------------------------------------------------
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:

@@ -47,6 +47,7 @@ from codemods._resources import (
     Resource,
     assigned_call,
     call_statement,
+    has_dependency,
     is_method_call,
     own_nodes,
     resource_of,
@@ -69,11 +70,7 @@ class GuardYieldDependency(FileRule):
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
-        return any(
-            function.is_generator
-            and index.fastapi_role((function.module, function.qualname)) == "dependency"
-            for function in facts.functions.values()
-        )
+        return has_dependency(facts, index, generator=True)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         function = self.index.function_at(self.context.path, self.span(node).line)

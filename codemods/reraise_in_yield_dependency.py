@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from codemods._resources import own_nodes, yield_statement
+from codemods._resources import has_dependency, own_nodes, yield_statement
 from depfix.facts import FileFacts
 from depfix.index import ProjectIndex
 from depfix.rules import SAFE, FileRule, register
@@ -46,11 +46,7 @@ class ReraiseInYieldDependency(FileRule):
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
-        return any(
-            function.is_generator
-            and index.fastapi_role((function.module, function.qualname)) == "dependency"
-            for function in facts.functions.values()
-        )
+        return has_dependency(facts, index, generator=True)
 
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)

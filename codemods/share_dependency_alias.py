@@ -61,7 +61,16 @@ import libcst as cst
 
 from depfix.config import Settings
 from depfix.imports import add_from_import, bound_import
-from depfix.index import Class, DependencyRef, External, Function, Instance, ProjectIndex, Resolved
+from depfix.index import (
+    Class,
+    DependencyRef,
+    External,
+    Function,
+    Instance,
+    ProjectIndex,
+    Resolved,
+    qualified_name,
+)
 from depfix.rules import SAFE, Changeset, FileRule, ProjectFinding, Span, register
 
 MARKERS = {"depends": ("fastapi", "Depends"), "security": ("fastapi", "Security")}
@@ -114,14 +123,6 @@ class Plan:
     refused: list[tuple[Key, str]] = field(default_factory=list)
 
 
-def _qualified(resolved: Resolved) -> Optional[str]:
-    if isinstance(resolved, (Function, Class)):
-        return f"{resolved.fact.module}.{resolved.fact.qualname}"
-    if isinstance(resolved, External):
-        return resolved.qname
-    return None
-
-
 def _key(index: ProjectIndex, ref: DependencyRef) -> Optional[Key]:
     fact = ref.fact
     if fact.in_string or fact.target_is_call or fact.annotated_size != 2 or not fact.simple_type:
@@ -132,8 +133,8 @@ def _key(index: ProjectIndex, ref: DependencyRef) -> Optional[Key]:
     if isinstance(provider, Instance):
         provider_name = fact.target.qname if hasattr(fact.target, "qname") else None  # type: ignore[union-attr]
     else:
-        provider_name = _qualified(provider)
-    type_name = _qualified(index.resolve(fact.annotation))
+        provider_name = qualified_name(provider)
+    type_name = qualified_name(index.resolve(fact.annotation))
     if provider_name is None or type_name is None:
         return None
     return Key(ref.kind, provider_name, type_name, fact.options)

@@ -40,6 +40,7 @@ from codemods._resources import (
     Resource,
     assigned_call,
     call_statement,
+    has_dependency,
     own_nodes,
     resource_of,
     rollback_handler,
@@ -62,11 +63,7 @@ class YieldReturnedResource(FileRule):
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
-        return any(
-            not function.is_generator
-            and index.fastapi_role((function.module, function.qualname)) == "dependency"
-            for function in facts.functions.values()
-        )
+        return has_dependency(facts, index, generator=False)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         function = self.index.function_at(self.context.path, self.span(node).line)

@@ -60,6 +60,17 @@ class Unresolved:
 
 
 Resolved = Union[Function, Class, Instance, Module, External, Unresolved]
+
+
+def qualified_name(resolved: Resolved) -> Optional[str]:
+    """`module.qualname` of a project function or class, the name of an external one, else None."""
+    if isinstance(resolved, (Function, Class)):
+        return f"{resolved.fact.module}.{resolved.fact.qualname}"
+    if isinstance(resolved, External):
+        return resolved.qname
+    return None
+
+
 FunctionKey = tuple[str, str]
 """(module, qualname) of a function."""
 
