@@ -462,6 +462,7 @@ def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) 
     project = _Project(found.project, found.root, cwd, jobs, {f.path: f for f in facts_list}, index)
     planners = [rule for rule in options.rules if _plans_projects(rule)]
     originals: dict[str, Optional[SourceFile]] = {}
+    changed: set[str] = set()
     for round_number in range(MAX_ROUNDS if planners else 1):
         touched: set[str] = set()
         if planners:
@@ -474,10 +475,13 @@ def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) 
         _STATE = _State(project.index, options, project.overlay, project.by_path)
         try:
             checked = [path for path in target_paths if path in project.by_path]
+            if round_number and not touched:
+                # Nothing new was planned: only the files the last round rewrote can hold more.
+                checked = [path for path in checked if path in changed]
             outcomes = _map(_process, checked, options.jobs, "checking", options.progress)
         finally:
             _STATE = None
-        changed: set[str] = set()
+        changed = set()
         for outcome in outcomes:
             if round_number == 0:
                 result.diagnostics.extend(outcome.diagnostics)
