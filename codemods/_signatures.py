@@ -13,6 +13,16 @@ from depfix.imports import bound_import, bound_module
 from depfix.index import ProjectIndex
 
 _COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+MIN_FASTAPI_ANNOTATED = (0, 95, 1)
+
+
+def annotated_unsupported(settings: Settings) -> Optional[str]:
+    """Why `Annotated` parameters are not an option for this project, or None."""
+    version = settings.fastapi_version
+    if version is not None and version < MIN_FASTAPI_ANNOTATED:
+        declared = ".".join(map(str, version))
+        return f"the project's FastAPI ({declared}) predates `Annotated` support (0.95.1)"
+    return None
 
 
 @dataclass

@@ -42,7 +42,12 @@ from typing import Optional, Union
 import libcst as cst
 
 from codemods._resources import CLIENT_CLASSES, SESSION_CLASSES
-from codemods._signatures import annotated_name, annotated_subscript, plan_signature
+from codemods._signatures import (
+    annotated_name,
+    annotated_subscript,
+    annotated_unsupported,
+    plan_signature,
+)
 from depfix.facts import FileFacts, FunctionFact, ParamFact
 from depfix.index import Class, External, Function, ProjectIndex, Resolved, qualified_name
 from depfix.rules import SAFE, UNSAFE, FileRule, register
@@ -307,22 +312,23 @@ class AddMissingDepends(FileRule):
         local, imports, unsafe = self.local_name(provider.module, provider.name)
         if local is None:
             return unsafe or f"`{provider.name}` cannot be named in this module"
-        if provider.kind == "alias":
-            return (
-                param.with_changes(
-                    annotation=param.annotation.with_changes(annotation=cst.Name(local))
-                ),
-                imports,
-                unsafe,
-            )
-        annotated = annotated_name(self.module, self.context.facts, self.context.settings)
-        if annotated.expression is None:
-            return annotated.reason
+        old_fastapi = annotated_unsupported(self.context.settings)
+        if provider.kind == "alias" and not old_fastapi:
+            new_annotation = param.annotation.with_changes(annotation=cst.Name(local))
+            return param.with_changes(annotation=new_annotation), imports, unsafe
         depends, depends_imports, _ = self.local_name("fastapi", "Depends")
         if depends is None:
             return "the name `Depends` is bound to something else in this module"
         argument = [] if provider.kind == "class" else [cst.Arg(value=cst.parse_expression(local))]
         marker = cst.Call(func=cst.parse_expression(depends), args=argument)
+        if provider.kind == "class":
+            imports = ()
+        if old_fastapi:  # the default form, which FastAPI releases before 0.95 understand
+            default = param.with_changes(default=marker, equal=cst.AssignEqual())
+            return default, (*imports, *depends_imports), unsafe
+        annotated = annotated_name(self.module, self.context.facts, self.context.settings)
+        if annotated.expression is None:
+            return annotated.reason
         new = param.with_changes(
             annotation=param.annotation.with_changes(
                 annotation=annotated_subscript(
@@ -330,6 +336,4 @@ class AddMissingDepends(FileRule):
                 )
             )
         )
-        if provider.kind == "class":
-            imports = ()
         return new, (*imports, *annotated.imports, *depends_imports), unsafe

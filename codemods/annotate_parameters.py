@@ -57,8 +57,10 @@ from codemods._signatures import (
     AnnotatedName,
     annotated_name,
     annotated_subscript,
+    annotated_unsupported,
     plan_signature,
 )
+from depfix.config import Settings
 from depfix.facts import FileFacts, FunctionFact, ParamFact
 from depfix.index import Class, External, Function, ProjectIndex, Resolved, qualified_name
 from depfix.rules import SAFE, UNSAFE, FileRule, register
@@ -71,7 +73,6 @@ VALUE_MARKERS = frozenset(
     for n in ("Query", "Path", "Header", "Cookie", "Body", "Form", "File")
 )
 ANNOTATED_NAMES = frozenset({"typing.Annotated", "typing_extensions.Annotated"})
-MIN_FASTAPI = (0, 95, 1)
 _EMPTY = cst.Module(body=[])
 _COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
 
@@ -340,9 +341,12 @@ class AnnotateParameters(FileRule):
         )
 
     # ---- one signature -----------------------------------------------------------------------
+    @classmethod
+    def inactive(cls, settings: Settings) -> Optional[str]:
+        return annotated_unsupported(settings)
+
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        version = self.context.settings.fastapi_version
-        if version is not None and version < MIN_FASTAPI:
+        if annotated_unsupported(self.context.settings):
             return
         function = self.index.function_at(self.context.path, self.span(node).line)
         if function is None:

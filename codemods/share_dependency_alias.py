@@ -59,6 +59,7 @@ from typing import Optional, Union
 
 import libcst as cst
 
+from codemods._signatures import annotated_unsupported
 from depfix.config import Settings
 from depfix.imports import add_from_import, bound_import
 from depfix.index import (
@@ -436,11 +437,17 @@ class ShareDependencyAlias(FileRule):
             ref.annotated_size == 2 and ref.context == "annotated" for ref in facts.dependency_refs
         )
 
+    @classmethod
+    def inactive(cls, settings: Settings) -> Optional[str]:
+        return annotated_unsupported(settings)
+
     # ---- the project part: create aliases ------------------------------------------------------
     @classmethod
     def plan_project(
         cls, index: ProjectIndex, settings: Settings, sources: Mapping[str, bytes]
     ) -> Iterable[ProjectFinding]:
+        if annotated_unsupported(settings):
+            return
         result = plan(index, settings)
         for key, reason in result.refused:
             first = min(result.sites[key], key=lambda ref: (ref.path, ref.fact.line))
@@ -476,6 +483,8 @@ class ShareDependencyAlias(FileRule):
 
     # ---- the file part: use aliases at their sites ----------------------------------------------
     def visit_Param(self, node: cst.Param) -> None:
+        if annotated_unsupported(self.context.settings):
+            return
         annotation = node.annotation
         if annotation is None or not isinstance(annotation.annotation, cst.Subscript):
             return
@@ -579,7 +588,8 @@ def _changes(
     if appended:
         blank = [cst.EmptyLine(), cst.EmptyLine()] if exists else [cst.EmptyLine()]
         appended[0] = appended[0].with_changes(leading_lines=blank)
-        tree = tree.with_changes(body=[*tree.body, *appended])
+        # an empty host (`__init__.py`) has no final newline to keep
+        tree = tree.with_changes(body=[*tree.body, *appended], has_trailing_newline=True)
     first_party = index.top_level_packages()
     for source_module, name in sorted(set(names.imports)):
         tree = add_from_import(tree, source_module, name, first_party)

@@ -154,6 +154,11 @@ def _execute(
     quiet: bool = False,
 ) -> RunResult:
     rules = select_rules(settings.select, settings.ignore)
+    if not quiet:
+        for rule in rules:
+            reason = rule.inactive(settings)
+            if reason:
+                typer.echo(f"depfix: note: {rule.CODE} does nothing here: {reason}", err=True)
     with ProgressBar(enabled=sys.stderr.isatty() and not quiet) as progress:
         options = RunOptions(
             rules=rules,
@@ -262,6 +267,14 @@ def _finish(
     if output_format == "text":
         for error in result.errors:
             typer.echo(error_line(error), err=True)
+    if result.unindexed and not quiet:
+        first = error_line(result.unindexed[0])
+        count = len(result.unindexed)
+        typer.echo(
+            f"depfix: warning: {count} project file{'s' if count != 1 else ''} outside the given paths "
+            f"could not be indexed, so facts from them are missing (first: {first})",
+            err=True,
+        )
     if not quiet:
         typer.echo(summary_line(result, written), err=True)
 

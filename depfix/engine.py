@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import multiprocessing
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -101,6 +102,8 @@ class RunResult:
     errors: list[FileError] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     fixes: int = 0
+    unindexed: list[FileError] = field(default_factory=list)
+    """Project files outside the given paths that could not be read: the index lacks their facts."""
 
 
 Progress = Callable[[str, int, int], None]
@@ -148,10 +151,23 @@ def _extract(
     except SourceError as error:
         return None, FileError(job.path, error.line, error.column, error.message)
     except SyntaxError as error:
-        return None, FileError(job.path, error.lineno, error.offset, f"syntax error: {error.msg}")
+        message = f"syntax error: {error.msg}"
+        if data is not None and _newer_python_syntax(data):
+            running = ".".join(map(str, sys.version_info[:2]))
+            message += f" (valid for a newer Python: run depfix with it; this is Python {running})"
+        return None, FileError(job.path, error.lineno, error.offset, message)
     except (ValueError, RecursionError, MemoryError) as error:
         return None, FileError(job.path, None, None, f"cannot parse: {error}")
     return extract_facts(job.path, job.module, job.is_package, tree, text), None
+
+
+def _newer_python_syntax(data: bytes) -> bool:
+    """Whether libcst, which knows newer grammars than this interpreter, accepts the file."""
+    try:
+        cst.parse_module(data)
+    except (cst.ParserSyntaxError, RecursionError, MemoryError, ValueError):
+        return False
+    return True
 
 
 # ---- phase 2: rules ---------------------------------------------------------------------------
@@ -458,6 +474,8 @@ def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) 
             facts_list.append(facts)
         elif error is not None and job.path in target_set:
             result.errors.append(error)
+        elif error is not None:
+            result.unindexed.append(error)
     index = build_index(jobs, facts_list)
     project = _Project(found.project, found.root, cwd, jobs, {f.path: f for f in facts_list}, index)
     planners = [rule for rule in options.rules if _plans_projects(rule)]

@@ -8,6 +8,7 @@ in isort's order (constants, classes, then functions), or a new statement goes i
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from typing import Optional, Union
@@ -231,20 +232,39 @@ def _after_preamble(body: Sequence[cst.BaseStatement]) -> int:
     return 1 if body and _is_preamble(body[0], 0) else 0
 
 
-def _referenced_imports(module: cst.Module) -> dict[str, int]:
-    """Module-level names bound by imports, with how often the module refers to each."""
-    from libcst.metadata import MetadataWrapper, ScopeProvider
+def _import_bindings(module: cst.Module) -> set[str]:
+    """Names bound by the module's top-level import statements."""
+    names: set[str] = set()
+    for statement in module.body:
+        if isinstance(statement, cst.SimpleStatementLine):
+            for small in statement.body:
+                if isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(
+                    small.names, cst.ImportStar
+                ):
+                    names.update(_bound_name(alias) for alias in small.names)
+    return names
 
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    scopes = wrapper.resolve(ScopeProvider)
-    global_scope = scopes.get(module)
-    counts: dict[str, int] = {}
-    if global_scope is None:
-        return counts
-    for assignment in global_scope.assignments:
-        node = getattr(assignment, "node", None)
-        if isinstance(node, (cst.Import, cst.ImportFrom)):
-            counts[assignment.name] = counts.get(assignment.name, 0) + len(assignment.references)
+
+def _uses(module: cst.Module, names: set[str]) -> dict[str, int]:
+    """How often each name appears as a word outside top-level import statements.
+
+    Text, not scope analysis: a name in a string, a comment or after a dot counts as a use, so the
+    count can only err towards keeping an import.
+    """
+    body = [
+        statement
+        for statement in module.body
+        if not (
+            isinstance(statement, cst.SimpleStatementLine)
+            and all(isinstance(small, (cst.Import, cst.ImportFrom)) for small in statement.body)
+        )
+    ]
+    text = module.with_changes(body=body).code
+    words = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)
+    counts = dict.fromkeys(names, 0)
+    for word in words:
+        if word in counts:
+            counts[word] += 1
     return counts
 
 
@@ -256,13 +276,13 @@ def remove_imports_made_unused(
     Imports that were unused already are left alone (they may be re-exports), and so are the names
     in `keep` (imported from this module elsewhere, or listed in `__all__`).
     """
-    used_before = _referenced_imports(before)
-    used_after = _referenced_imports(after)
-    unused = {
-        name
-        for name, count in used_after.items()
-        if count == 0 and used_before.get(name, 0) > 0 and name not in keep
-    }
+    imported = _import_bindings(after) - keep
+    used_after = _uses(after, imported)
+    candidates = {name for name, count in used_after.items() if count == 0}
+    if not candidates:
+        return after
+    used_before = _uses(before, candidates)
+    unused = {name for name in candidates if used_before[name] > 0}
     if not unused:
         return after
     body: list[cst.BaseStatement] = []

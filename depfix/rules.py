@@ -82,6 +82,11 @@ class RuleInfo:
         return ()
 
     @classmethod
+    def inactive(cls, settings: Settings) -> Optional[str]:
+        """Why the rule does nothing for this project (its FastAPI or Python version), or None."""
+        return None
+
+    @classmethod
     def documentation(cls) -> str:
         module = inspect.getmodule(cls)
         return inspect.cleandoc((module.__doc__ if module else None) or cls.__doc__ or "")
