@@ -675,6 +675,7 @@ class _Extractor(ast.NodeVisitor):
                 self.dependency_ref(node, "other", None, None, None)
             return
         self.record_call(node)
+        self.route_call(node)
         dependencies = _keyword(node, DEPENDENCIES_KEYWORD)
         if isinstance(dependencies, (ast.List, ast.Tuple)):
             for element in dependencies.elts:
@@ -741,6 +742,21 @@ class _Extractor(ast.NodeVisitor):
                 self.visit(keyword.value)
         for extra in node.args[1:]:
             self.visit(extra)
+
+    def route_call(self, node: ast.Call) -> None:
+        """`app.get("/x")(handler)`: a route decorator applied by hand."""
+        decorator = node.func
+        if (
+            isinstance(decorator, ast.Call)
+            and isinstance(decorator.func, ast.Attribute)
+            and decorator.func.attr in ROUTE_METHODS
+            and len(node.args) == 1
+            and not node.keywords
+        ):
+            line, column = self.start(node)
+            owner = self.value(decorator.func.value)
+            endpoint = self.value(node.args[0])
+            self.facts.routes.append(RouteFact(owner, decorator.func.attr, endpoint, line, column))
 
     def route_decorator(
         self, decorator: ast.expr, qualname: str, node: Union[ast.FunctionDef, ast.AsyncFunctionDef]

@@ -151,6 +151,8 @@ class ProjectIndex:
                 self._refs_by_position[(facts.path, fact.line, fact.column)] = ref
                 if not fact.target_is_call:
                     self._mark_dependency(target)
+                elif isinstance(target, Class):  # `Depends(Checker(...))`: the instance is called
+                    self._mark_dependency(Instance(target))
             for override in facts.overrides:
                 self._mark_dependency(self.resolve(override.key))
                 self._mark_dependency(self.resolve(override.value))
@@ -160,11 +162,18 @@ class ProjectIndex:
         if isinstance(target, Function):
             key = (target.fact.module, target.fact.qualname)
         elif isinstance(target, Class):
-            key = (target.fact.module, f"{target.fact.qualname}.__init__")
+            key = self._method(target, "__init__")
         elif isinstance(target, Instance) and isinstance(target.of, Class):
-            key = (target.of.fact.module, f"{target.of.fact.qualname}.__call__")
+            key = self._method(target.of, "__call__")
         if key is not None:
             self._fastapi_callees.setdefault(key, "dependency")
+
+    def _method(self, cls: Class, name: str) -> Optional[FunctionKey]:
+        """The class or project base class that defines `name` (what FastAPI calls)."""
+        for candidate in (cls, *self.class_bases(cls)):
+            if isinstance(candidate, Class) and name in candidate.fact.methods:
+                return candidate.fact.module, f"{candidate.fact.qualname}.{name}"
+        return None
 
     # ---- resolution -------------------------------------------------------------------------
     def resolve(self, value: Value) -> Resolved:

@@ -22,13 +22,15 @@ def module_names(relative_path: str, package_dirs: frozenset[str]) -> tuple[str,
     path = PurePosixPath(relative_path)
     parts = list(path.parent.parts)
     leaf = [] if path.stem == "__init__" else [path.stem]
-    chain: list[str] = []
-    directory = list(parts)
-    while directory and "/".join(directory) in package_dirs:
-        chain.insert(0, directory.pop())
+    # The topmost directory with an `__init__.py` above the file starts its package; directories
+    # below it without one are namespace portions of that package (`app/sub/deps.py` -> app.sub.deps).
+    top = next(
+        (depth for depth in range(1, len(parts) + 1) if "/".join(parts[:depth]) in package_dirs),
+        None,
+    )
     candidates: list[list[str]] = []
-    if parts and "/".join(parts) in package_dirs:
-        candidates.append(chain + leaf)
+    if top is not None:
+        candidates.append(parts[top - 1 :] + leaf)
     if parts and parts[0] in SOURCE_DIRS:
         candidates.append(parts[1:] + leaf)
     candidates.append(parts + leaf)

@@ -43,6 +43,7 @@ def make_index(files: dict[str, str], root: Path, reverse: bool = False) -> Proj
         ("src/pkg/mod.py", set(), ("pkg.mod", ["src.pkg.mod"])),
         ("services/api/app/main.py", {"services/api/app"}, ("app.main", ["services.api.app.main"])),
         ("my-scripts/run.py", set(), ("my-scripts.run", [])),
+        ("server/app/sub/deps.py", {"server/app"}, ("app.sub.deps", ["server.app.sub.deps"])),
     ],
 )
 def test_module_names(path: str, packages: set[str], expected: tuple[str, list[str]]) -> None:
@@ -157,6 +158,9 @@ ROUTES = {
         def endpoint(): ...
         app.add_api_route("/added", endpoint, methods=["GET"])
 
+        def applied(): ...
+        app.get("/applied")(applied)
+
         def create_router() -> APIRouter:
             local = fastapi.APIRouter()
 
@@ -193,6 +197,7 @@ def test_routes_on_apps_routers_subclasses_factories_and_imports(tmp_path: Path)
         ("custom_route", "post"),
         ("inner", "get"),
         ("endpoint", "add_api_route"),
+        ("applied", "get"),
         ("create_router.<locals>.from_factory", "delete"),
         ("register.<locals>.registered", "patch"),
         ("on_built", "put"),
@@ -321,3 +326,37 @@ def test_index_is_the_same_whatever_the_file_order(tmp_path: Path) -> None:
     ]
     assert forward.routes == backward.routes
     assert forward._fastapi_callees == backward._fastapi_callees
+
+
+def test_called_and_inherited_class_dependencies(tmp_path: Path) -> None:
+    index = make_index(
+        {
+            "m.py": """
+                from fastapi import Depends, FastAPI
+
+                app = FastAPI()
+
+                class Checker:
+                    def __init__(self, role: str) -> None:
+                        self.role = role
+
+                    def __call__(self, token: str = "") -> bool:
+                        return True
+
+                class Base:
+                    def __init__(self, limit: int = 10) -> None:
+                        self.limit = limit
+
+                class Repo(Base):
+                    pass
+
+                @app.get("/")
+                def root(ok: bool = Depends(Checker("admin")), repo: Repo = Depends(Repo)):
+                    return ok
+            """
+        },
+        tmp_path,
+    )
+    assert index.fastapi_role(("m", "Checker.__call__")) == "dependency"
+    assert index.fastapi_role(("m", "Checker.__init__")) is None
+    assert index.fastapi_role(("m", "Base.__init__")) == "dependency"
