@@ -49,6 +49,7 @@ from codemods._signatures import (
     plan_signature,
 )
 from depfix.facts import FileFacts, FunctionFact, ParamFact
+from depfix.imports import relative_source, uses_relative_imports
 from depfix.index import Class, External, Function, ProjectIndex, Resolved, qualified_name
 from depfix.rules import SAFE, UNSAFE, FileRule, register
 
@@ -294,8 +295,15 @@ class AddMissingDepends(FileRule):
             )
         if name in facts.bindings:
             return None, (), ""
+        source = module
+        if (
+            module in self.index.modules
+            and self.module is not None
+            and uses_relative_imports(self.module)
+        ):
+            source = relative_source(facts.module, facts.is_package, module) or module
         if module not in self.index.modules or module in self.index.closure(facts.module):
-            return name, ((module, name),), ""
+            return name, ((source, name),), ""
         risk = self.index.new_import_risk(facts.module, module)
         if risk:
             return None, (), risk

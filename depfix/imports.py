@@ -49,17 +49,24 @@ def _module_of(statement: cst.SimpleStatementLine) -> Optional[tuple[str, bool]]
     if isinstance(small, cst.Import):
         return dotted(small.names[0].name) or "", False
     if isinstance(small, cst.ImportFrom):
-        name = (dotted(small.module) if small.module else None) or ""
-        return "." * len(small.relative) + name, True
+        return _from_source(small), True
     return None
 
 
+def _sort_name(module: str) -> tuple[int, str]:
+    """isort's order of module names: `..a` before `.` before `.b`, absolute names by name."""
+    dots = len(module) - len(module.lstrip("."))
+    return -dots, module[dots:]
+
+
 def section(module: str, first_party: frozenset[str]) -> int:
-    """isort's sections: 0 future, 1 standard library, 2 third party, 3 first party/local."""
+    """isort's sections: 0 future, 1 standard library, 2 third party, 3 first party, 4 local."""
     top = module.split(".")[0]
     if module == "__future__":
         return 0
-    if module.startswith(".") or top in first_party:
+    if module.startswith("."):
+        return 4
+    if top in first_party:
         return 3
     if top in STDLIB:
         return 1
@@ -106,6 +113,12 @@ def _add_to_from_import(small: cst.ImportFrom, name: str) -> cst.ImportFrom:
     return small.with_changes(names=names)
 
 
+def _from_source(small: cst.ImportFrom) -> str:
+    """The module of a from-import as written: `a.b`, `..db`, `.`."""
+    name = (dotted(small.module) if small.module is not None else None) or ""
+    return "." * len(small.relative) + name
+
+
 def bound_import(module: cst.Module, source: str, name: str) -> Optional[str]:
     """The local name under which a top-level `from source import name [as x]` binds it."""
     for statement in module.body:
@@ -114,9 +127,7 @@ def bound_import(module: cst.Module, source: str, name: str) -> Optional[str]:
         for small in statement.body:
             if (
                 isinstance(small, cst.ImportFrom)
-                and not small.relative
-                and small.module is not None
-                and dotted(small.module) == source
+                and _from_source(small) == source
                 and not isinstance(small.names, cst.ImportStar)
             ):
                 for alias in small.names:
@@ -153,27 +164,30 @@ def add_from_import(
         small = statement.body[0]
         if (
             isinstance(small, cst.ImportFrom)
-            and not small.relative
-            and small.module is not None
-            and dotted(small.module) == source
+            and _from_source(small) == source
             and not isinstance(small.names, cst.ImportStar)
         ):
             body[position] = statement.with_changes(body=[_add_to_from_import(small, name)])
             return module.with_changes(body=body)
+    dots = len(source) - len(source.lstrip("."))
+    target = source[dots:]
     new = cst.SimpleStatementLine(
         body=[
             cst.ImportFrom(
-                module=_parse_dotted(source), names=[cst.ImportAlias(name=cst.Name(name))]
+                module=_parse_dotted(target) if target else None,
+                relative=[cst.Dot()] * dots,
+                names=[cst.ImportAlias(name=cst.Name(name))],
             )
         ]
     )
-    wanted = (section(source, first_party), True, source)
-    imports: list[tuple[int, tuple[int, bool, str]]] = []
+    wanted = (section(source, first_party), True, _sort_name(source))
+    imports: list[tuple[int, tuple[int, bool, tuple[int, str]]]] = []
     for position, statement in enumerate(body):
         if isinstance(statement, cst.SimpleStatementLine):
             found = _module_of(statement)
             if found is not None:
-                imports.append((position, (section(found[0], first_party), found[1], found[0])))
+                key = (section(found[0], first_party), found[1], _sort_name(found[0]))
+                imports.append((position, key))
                 continue
         if imports or not _is_preamble(statement, position):
             break
@@ -183,7 +197,9 @@ def add_from_import(
         new = new.with_changes(leading_lines=blank)
         following = body[insert_at] if insert_at < len(body) else None
         if following is not None and not following.leading_lines:
-            body[insert_at] = following.with_changes(leading_lines=[cst.EmptyLine()])
+            # isort leaves two blank lines before a definition, one before anything else
+            blank_lines = 2 if isinstance(following, (cst.FunctionDef, cst.ClassDef)) else 1
+            body[insert_at] = following.with_changes(leading_lines=[cst.EmptyLine()] * blank_lines)
         body.insert(insert_at, new)
         return module.with_changes(body=body)
     same_section = [(p, key) for p, key in imports if key[0] == wanted[0]]
@@ -317,3 +333,26 @@ def _bound_name(alias: cst.ImportAlias) -> str:
         return alias.evaluated_alias or ""
     name = dotted(alias.name) or ""
     return name.split(".")[0]
+
+
+def uses_relative_imports(module: cst.Module) -> bool:
+    """Whether the module's top-level imports include a relative one (its style for first party)."""
+    return any(
+        isinstance(small, cst.ImportFrom) and small.relative
+        for statement in module.body
+        if isinstance(statement, cst.SimpleStatementLine)
+        for small in statement.body
+    )
+
+
+def relative_source(current: str, is_package: bool, target: str) -> Optional[str]:
+    """`target` written relative to module `current` (`..db`), when both share a top package."""
+    package = current.split(".") if is_package else current.split(".")[:-1]
+    wanted = target.split(".")
+    if not package or wanted[0] != package[0]:
+        return None
+    common = 0
+    while common < min(len(package), len(wanted)) and package[common] == wanted[common]:
+        common += 1
+    rest = ".".join(wanted[common:])
+    return "." * (len(package) - common + 1) + rest
