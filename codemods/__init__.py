@@ -16,6 +16,11 @@ RUN_ORDER: tuple[tuple[str, str], ...] = (
         "`Depends(f)`, so the argument must be a reference before they look at it.",
     ),
     (
+        "non_callable_dependency",
+        "DF012 only reports; its place does not matter, it stands with DF005, the other rule about "
+        "what `Depends` receives.",
+    ),
+    (
         "add_missing_depends",
         "DF001 wires parameters FastAPI cannot read from a request; it rewrites signatures, like "
         "DF006, and produces the `Annotated` form directly, so it runs before DF006.",

@@ -37,6 +37,7 @@ from typing import Optional
 
 import libcst as cst
 
+from codemods._callables import NON_CALLABLE_CLASSES, class_is_callable
 from depfix.facts import FileFacts, FunctionFact
 from depfix.index import Class, External, Function, ProjectIndex, Resolved
 from depfix.rules import SAFE, UNSAFE, FileRule, register
@@ -75,25 +76,6 @@ LITERAL_TYPES = frozenset(
         "typing.Tuple",
     }
 )
-NON_CALLABLE_CLASSES = frozenset(
-    {
-        "builtins.object",
-        "builtins.Exception",
-        "pydantic.BaseModel",
-        "pydantic.main.BaseModel",
-        "pydantic.BaseSettings",
-        "pydantic_settings.BaseSettings",
-        "sqlalchemy.orm.Session",
-        "sqlalchemy.orm.session.Session",
-        "sqlalchemy.ext.asyncio.AsyncSession",
-        "sqlmodel.Session",
-        "sqlalchemy.engine.Connection",
-        "httpx.Client",
-        "httpx.AsyncClient",
-        "typing.NamedTuple",
-        "enum.Enum",
-    }
-)
 REQUEST_INJECTED = frozenset(
     {"Request", "Response", "WebSocket", "HTTPConnection", "BackgroundTasks", "SecurityScopes"}
 )
@@ -108,19 +90,6 @@ class Verdict:
     reason: str = ""
 
 
-def _class_is_callable(index: ProjectIndex, cls: Class) -> Optional[bool]:
-    """False when no class in the hierarchy defines `__call__`; None when a base is unknown."""
-    if "__call__" in cls.fact.methods:
-        return True
-    for base in index.class_bases(cls):
-        if isinstance(base, Class):
-            if "__call__" in base.fact.methods:
-                return True
-        elif not (isinstance(base, External) and base.qname in NON_CALLABLE_CLASSES):
-            return None
-    return False
-
-
 def _non_callable_type(index: ProjectIndex, value: Value) -> Optional[str]:
     """A description of instances of `value` when they are known not to be callable."""
     resolved = index.resolve(value)
@@ -133,7 +102,7 @@ def _non_callable_type(index: ProjectIndex, value: Value) -> Optional[str]:
             )
         if resolved.qname in NON_CALLABLE_CLASSES:
             return f"`{resolved.qname.rsplit('.', 1)[-1]}` instance"
-    if isinstance(resolved, Class) and _class_is_callable(index, resolved) is False:
+    if isinstance(resolved, Class) and class_is_callable(index, resolved) is False:
         return f"`{resolved.fact.qualname}` instance"
     return None
 
