@@ -21,6 +21,10 @@ RUN_ORDER: tuple[tuple[str, str], ...] = (
         "what `Depends` receives.",
     ),
     (
+        "background_task_resource",
+        "DF011 only reports; it reads signatures and bodies after DF005 has settled `Depends`.",
+    ),
+    (
         "add_missing_depends",
         "DF001 wires parameters FastAPI cannot read from a request; it rewrites signatures, like "
         "DF006, and produces the `Annotated` form directly, so it runs before DF006.",
