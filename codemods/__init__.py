@@ -30,6 +30,15 @@ RUN_ORDER: tuple[tuple[str, str], ...] = (
         "DF006, and produces the `Annotated` form directly, so it runs before DF006.",
     ),
     (
+        "await_instead_of_asyncio_run",
+        "DF009 rewrites a whole function (its calls and possibly `async`); it goes with the other "
+        "body rules, before the signature rules that would otherwise overlap it.",
+    ),
+    (
+        "sync_session_in_async_route",
+        "DF010 only removes `async` from a whole function; after DF009, which may add it.",
+    ),
+    (
         "yield_returned_resource",
         "DF004 turns a returning dependency into a guarded yield dependency, so DF002 and DF003 find "
         "nothing left to do in it; it rewrites the whole function, so it goes before the body rules.",
