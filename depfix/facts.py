@@ -8,12 +8,14 @@ across files is the index's job (`depfix.index`).
 from __future__ import annotations
 
 import ast
+import builtins
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
 from depfix.values import LAMBDA, LITERAL, UNKNOWN, Attr, Call, Lambda, Literal, Name, Value
 
+BUILTIN_NAMES = frozenset(dir(builtins))
 ROUTE_METHODS = frozenset(
     {"get", "post", "put", "patch", "delete", "options", "head", "trace", "api_route", "websocket"}
 )
@@ -229,7 +231,10 @@ class _Extractor(ast.NodeVisitor):
                 continue
             if name in scope.bindings:
                 return scope.bindings[name]
-        return Name(f"builtins.{name}")
+        if name in BUILTIN_NAMES:
+            return Name(f"builtins.{name}")
+        # a global the module binds later: function bodies run after the whole module has
+        return Name(f"{self.facts.module}.{name}")
 
     def value(self, node: Optional[ast.expr]) -> Value:
         if node is None:
