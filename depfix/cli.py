@@ -23,7 +23,7 @@ from depfix.config import ConfigError, Settings, load_settings, parse_codes, par
 from depfix.diffing import unified_diff
 from depfix.discovery import find_project_root
 from depfix.engine import FileError, RunOptions, RunResult, run
-from depfix.io import PendingWrite, SourceError, write_atomically
+from depfix.io import PendingWrite, SourceError, remove_stale_temporaries, write_atomically
 from depfix.report import FORMATS, error_line, render, summary_line
 from depfix.rules import registered_rules, select_rules
 
@@ -203,6 +203,7 @@ class ProgressBar:
 
 def _write(result: RunResult) -> None:
     """Write every change, each group of files all-or-nothing; failures become file errors."""
+    remove_stale_temporaries([change.absolute.parent for change in result.changes])
     groups: dict[int, list[PendingWrite]] = {}
     for change in result.changes:
         groups.setdefault(change.group, []).append(

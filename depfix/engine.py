@@ -152,7 +152,8 @@ def _extract(
         return None, FileError(job.path, error.line, error.column, error.message)
     except SyntaxError as error:
         message = f"syntax error: {error.msg}"
-        if data is not None and _newer_python_syntax(data):
+        nesting = "nested" in str(error.msg) or "too many" in str(error.msg)
+        if data is not None and not nesting and _newer_python_syntax(data):
             running = ".".join(map(str, sys.version_info[:2]))
             message += f" (valid for a newer Python: run depfix with it; this is Python {running})"
         return None, FileError(job.path, error.lineno, error.offset, message)
@@ -478,6 +479,7 @@ def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) 
             result.unindexed.append(error)
     index = build_index(jobs, facts_list)
     project = _Project(found.project, found.root, cwd, jobs, {f.path: f for f in facts_list}, index)
+    project.given = [Path(os.path.abspath(cwd / path)) for path in paths]
     planners = [rule for rule in options.rules if _plans_projects(rule)]
     originals: dict[str, Optional[SourceFile]] = {}
     changed: set[str] = set()
@@ -562,6 +564,12 @@ class _Project:
         self.overlay: dict[str, bytes] = {}
         self.created: set[str] = set()
         self.groups: dict[str, int] = {}
+        self.given: list[Path] = []
+        """The paths the run was given: nothing outside them is written."""
+
+    def allows(self, path: Path) -> bool:
+        absolute = Path(os.path.abspath(path))
+        return any(absolute == given or given in absolute.parents for given in self.given)
 
     def refresh(self, paths: set[str], result: RunResult) -> None:
         """Re-read the facts of changed or created files and rebuild the index."""
@@ -603,12 +611,13 @@ def _plan_projects(
             changeset = finding.changeset
             fix = None
             applied = False
+            outside: list[str] = []
             if changeset is not None and finding.safety is not None:
                 wanted = finding.safety == SAFE or options.unsafe
                 conflict = changeset not in taken and any(
                     path in touched for path in changeset.files
                 )
-                outside = [p for p in changeset.files if not _inside(project.cwd / p, project.root)]
+                outside = [p for p in changeset.files if not project.allows(project.cwd / p)]
                 applied = wanted and not conflict and not outside
                 if applied and changeset not in taken:  # findings sharing a changeset: one edit
                     taken.append(changeset)
@@ -624,6 +633,10 @@ def _plan_projects(
             message = finding.message
             if changeset is None and finding.reason:
                 message = f"{message} (no fix: {finding.reason})"
+            elif changeset is not None and outside:
+                message = (
+                    f"{message} (not applied: it would write {outside[0]}, outside the given paths)"
+                )
             result.diagnostics.append(
                 Diagnostic(
                     finding.path,
@@ -638,11 +651,6 @@ def _plan_projects(
                 )
             )
     return touched
-
-
-def _inside(path: Path, root: Path) -> bool:
-    resolved = Path(os.path.abspath(path))
-    return resolved == root or root in resolved.parents
 
 
 class _SourceView(dict):  # type: ignore[type-arg]

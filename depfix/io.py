@@ -210,3 +210,18 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+def remove_stale_temporaries(directories: Sequence[Path]) -> list[Path]:
+    """Delete temporary files an interrupted run left in these directories; return them.
+
+    A run killed between writing a temporary file and renaming it cannot clean up after itself;
+    the next run that writes into the same directory does.
+    """
+    removed = []
+    for directory in sorted(set(directories)):
+        for leftover in sorted(directory.glob(f"{TEMP_PREFIX}*.tmp")):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+                removed.append(leftover)
+    return removed

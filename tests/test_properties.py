@@ -53,12 +53,18 @@ class _Stream(io.TextIOWrapper):
 def run_in_process(root: Path, *args: str) -> tuple[int, str, str]:
     """`depfix ARGS` in `root`, in this process: (exit code, stdout, stderr)."""
     out, err = _Stream(), _Stream()
-    with chdir(root), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        with warnings.catch_warnings():
-            # libcst/compile may warn about the generated program's own oddities (escape sequences,
-            # `is` with a literal); those are the input's, not depfix's
-            warnings.simplefilter("ignore", SyntaxWarning)
-            code = main(list(args))
+    # libcst/compile may warn about the generated program's own oddities (escape sequences, `is`
+    # with a literal): those are the input's, not depfix's
+    with contextlib.ExitStack() as stack:  # (parenthesised `with` needs Python 3.10)
+        for manager in (
+            chdir(root),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+            warnings.catch_warnings(),
+        ):
+            stack.enter_context(manager)  # type: ignore[arg-type]
+        warnings.simplefilter("ignore", SyntaxWarning)
+        code = main(list(args))
     return code, out.value(), err.value()
 
 
@@ -285,7 +291,7 @@ def import_module(path: Path) -> BaseException | None:
 
 
 @settings(
-    max_examples=60,
+    max_examples=45,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )

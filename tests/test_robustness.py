@@ -13,10 +13,10 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from conftest import run_depfix, snapshot, write_tree
 
 ALL_RULES = '[project]\nname = "robust"\nrequires-python = ">=3.9"\n'
@@ -56,45 +56,86 @@ def _temp_files(root: Path) -> list[str]:
 # ---- a: interruption ------------------------------------------------------------------------------
 
 
-def test_killed_run_leaves_every_file_old_or_new(tmp_path: Path) -> None:
-    """SIGKILL at a random moment: each file holds exactly its old or exactly its new bytes."""
-    template = _route_project(tmp_path / "template", 300)
-    before = snapshot(template)
-    expected_root = tmp_path / "expected"
-    shutil.copytree(template, expected_root)
-    full = run_depfix(expected_root, "apply", ".", "--quiet")
-    assert full.code == 1, full
-    expected = snapshot(expected_root)
-    assert sum(expected[p] != before[p] for p in before) == 300, "every file has a DF006 fix"
+# ~300 files take 7-10 s a run on two CPUs; 150 keep three runs inside the suite's time budget (the
+# write phase, the window that matters, is the last few hundred milliseconds either way)
+FILES = 150
 
-    rng = random.Random(20261122)
-    outcomes = []
-    for attempt, delay in enumerate([0.3, 0.7, 1.1, rng.uniform(0.3, 2.0)]):
-        root = tmp_path / f"run{attempt}"
-        shutil.copytree(template, root)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "depfix", "apply", ".", "--quiet"],
-            cwd=root,
-            env=_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+
+def _kill_during_writes(root: Path, delay: float) -> tuple[float, bool]:
+    """Run `apply` in `root`; SIGKILL it `delay` seconds after its first write shows up.
+
+    A fixed delay from start-up (0.3-2.0 s) kills such a run long before it writes anything
+    (the whole run takes several seconds), so the delay is counted from the first temporary file or
+    rewritten file: the kill lands inside the write phase. Returns (seconds until the first write,
+    whether the process was still running when killed).
+    """
+    package = root / "pkg"
+    originals = {name: (package / name).stat().st_mtime_ns for name in os.listdir(package)}
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "depfix", "apply", ".", "--quiet"],
+        cwd=root,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        first_write = None
+        while process.poll() is None and time.monotonic() - started < 90:
+            names = os.listdir(package)
+            if any(name.startswith(".depfix-") for name in names) or any(
+                (package / name).stat().st_mtime_ns != originals[name]
+                for name in ("m000.py", "m100.py", f"m{FILES - 1:03d}.py")
+            ):
+                first_write = time.monotonic() - started
+                break
+            time.sleep(0.005)
         time.sleep(delay)
+        alive = process.poll() is None
         process.send_signal(signal.SIGKILL)
+    finally:
         process.wait(timeout=30)
+    return (first_write if first_write is not None else -1.0), alive
+
+
+def test_killed_run_leaves_every_file_old_or_new(tmp_path: Path) -> None:
+    """SIGKILL during the writes: each file holds exactly its old or exactly its new bytes."""
+    template = _route_project(tmp_path / "template", FILES)
+    before = snapshot(template)
+    rng = random.Random(20261122)
+    delays = [rng.uniform(0.0, 0.02), rng.uniform(0.02, 0.1)]
+    roots = []
+    for attempt in range(len(delays) + 1):
+        roots.append(tmp_path / f"run{attempt}")
+        shutil.copytree(template, roots[-1])
+    # the uninterrupted run and the killed ones at the same time: each is mostly waiting
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        full_future = pool.submit(run_depfix, roots[0], "apply", ".", "--quiet")
+        kills = list(pool.map(_kill_during_writes, roots[1:], delays))
+        full = full_future.result()
+    assert full.code == 1, full
+    expected = snapshot(roots[0])
+    assert sum(expected[p] != before[p] for p in before) == FILES, "every file has a DF006 fix"
+
+    outcomes = []
+    for root, delay, (first_write, alive) in zip(roots[1:], delays, kills):
         got = snapshot(root)
         leftovers = _temp_files(root)
         for path, content in got.items():
             if path in leftovers:
                 continue
-            assert path in before, f"unexpected file {path} after a kill at {delay:.2f}s"
+            assert path in before, f"unexpected file {path} after a kill"
             assert content in (before[path], expected[path]), f"{path} is neither old nor new"
         assert set(before) <= set(got), "a file disappeared"
         changed = sum(got[p] != before[p] for p in before)
-        outcomes.append((round(delay, 2), changed, len(leftovers)))
-    # the leftovers are shown, not asserted here: test_killed_write_leaves_no_temporary_file is the
+        outcomes.append(
+            (f"write at {first_write:.2f}s", f"+{delay:.2f}s", alive, changed, leftovers)
+        )
+    # the leftovers are shown, not asserted: test_killed_write_leaves_no_temporary_file is the
     # deterministic reproduction of that finding
-    print("delay, files rewritten, .depfix-* left:", outcomes)
+    print("\n(first write, kill delay, alive at kill, files rewritten, .depfix-* left):")
+    for outcome in outcomes:
+        print(" ", outcome)
 
 
 KILL_BEFORE_RENAME = """\
@@ -110,12 +151,6 @@ sys.exit(main(["apply", ".", "--quiet"]))
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: a run killed between mkstemp and os.replace leaves .depfix-*.tmp files beside "
-    "the sources (depfix/io.py write_atomically writes every temp of a group before renaming any); "
-    "nothing removes them on the next run",
-)
 def test_killed_write_leaves_no_temporary_file(tmp_path: Path) -> None:
     root = _route_project(tmp_path / "p", 3)
     before = snapshot(root)
@@ -147,8 +182,7 @@ def test_project_code_is_never_imported(tmp_path: Path) -> None:
         {
             "pyproject.toml": ALL_RULES,
             "app/__init__.py": bomb,
-            "app/main.py": bomb
-            + "from fastapi import Depends, FastAPI\n\napp = FastAPI()\n\n\n"
+            "app/main.py": bomb + "from fastapi import Depends, FastAPI\n\napp = FastAPI()\n\n\n"
             "def get_db():\n    yield 1\n\n\n"
             "@app.get('/')\ndef read(db: int = Depends(get_db())):\n    return db\n",
             "app/dependencies.py": bomb,
@@ -165,7 +199,6 @@ def test_project_code_is_never_imported(tmp_path: Path) -> None:
     )
     for args in (
         ("check", "."),
-        ("apply", "--dry-run", "."),
         ("apply", "--unsafe", "."),
         ("check", "app/main.py"),
     ):
@@ -296,8 +329,11 @@ def get_db():
 """
 
 
-@pytest.mark.parametrize("host_exists", [False, True], ids=["host-missing", "host-exists"])
-@pytest.mark.parametrize("given", [["app/routers"], ["app/routers/a.py", "app/routers/b.py"]])
+@pytest.mark.parametrize(
+    ("host_exists", "given"),
+    [(False, ["app/routers"]), (True, ["app/routers/a.py", "app/routers/b.py"])],
+    ids=["host-missing-dir-given", "host-exists-files-given"],
+)
 def test_alias_host_outside_the_given_paths_is_not_written(
     tmp_path: Path, host_exists: bool, given: list[str]
 ) -> None:
@@ -313,14 +349,6 @@ def test_alias_host_outside_the_given_paths_is_not_written(
     if host_exists:
         files["app/dependencies.py"] = '"""Shared dependencies."""\n'
     root = write_tree(tmp_path / "p", files)
-    # the whole project does get an alias in app/dependencies.py: the case is a real one
-    whole = tmp_path / "whole"
-    shutil.copytree(root, whole)
-    full = run_depfix(whole, "apply", ".")
-    assert "app/dependencies.py" in full.out + full.err or (
-        snapshot(whole).get("app/dependencies.py") != snapshot(root).get("app/dependencies.py")
-    ), full
-
     before = snapshot(root)
     result = run_depfix(root, "apply", *given)
     assert "internal error" not in result.err, result
@@ -373,6 +401,7 @@ def test_deep_nesting_is_an_error_with_a_path_or_processed(tmp_path: Path, sourc
         {"pyproject.toml": ALL_RULES, "deep.py": source, "app.py": ROUTE.replace("{n}", "0")},
     )
     result = run_depfix(root, "apply", ".")
+    assert result.code >= 0, f"killed by signal {-result.code}"
     assert "Traceback" not in result.err, result
     assert "internal error" not in result.err, result
     reported = [line for line in result.err.splitlines() if ": error: " in line]
@@ -380,3 +409,12 @@ def test_deep_nesting_is_an_error_with_a_path_or_processed(tmp_path: Path, sourc
     assert bool(result.code & 2) == bool(reported), result
     assert (root / "deep.py").read_text() == source
     assert "Annotated[str, Depends(get_db)]" in (root / "app.py").read_text(), result
+
+
+def test_too_deep_nesting_is_not_blamed_on_the_python_version(tmp_path: Path) -> None:
+    source = "x = " + "[" * 500 + "]" * 500 + "\n"
+    root = write_tree(tmp_path / "p", {"pyproject.toml": ALL_RULES, "deep.py": source})
+    result = run_depfix(root, "check", ".")
+    assert result.code == 2, result
+    assert "deep.py:1:" in result.err, result
+    assert "newer Python" not in result.err, result
