@@ -152,6 +152,11 @@ def _extract(
         return None, FileError(job.path, error.line, error.column, error.message)
     except SyntaxError as error:
         message = f"syntax error: {error.msg}"
+        if data is not None and b"\x00" in data:  # reported without a position by CPython
+            at = data.index(b"\x00")
+            line = data.count(b"\n", 0, at) + 1
+            column = at - (data.rfind(b"\n", 0, at) + 1) + 1
+            return None, FileError(job.path, line, column, "contains a NUL byte; not Python source")
         nesting = "nested" in str(error.msg) or "too many" in str(error.msg)
         if data is not None and not nesting and _newer_python_syntax(data):
             running = ".".join(map(str, sys.version_info[:2]))

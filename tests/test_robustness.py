@@ -418,3 +418,21 @@ def test_too_deep_nesting_is_not_blamed_on_the_python_version(tmp_path: Path) ->
     assert result.code == 2, result
     assert "deep.py:1:" in result.err, result
     assert "newer Python" not in result.err, result
+
+
+def test_nul_bytes_and_a_directory_named_like_a_module(tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path / "p",
+        {
+            "pyproject.toml": ALL_RULES,
+            "nul.py": "a = 1\nb = 2\x00\n",
+            "app.py": ROUTE.replace("{n}", "0"),
+        },
+    )
+    (root / "x.py").mkdir()
+    (root / "x.py" / "inner.py").write_text("value = 1\n")
+    result = run_depfix(root, "apply", ".")
+    assert result.code == 3, result
+    assert "nul.py:2:6: error: contains a NUL byte" in result.err, result
+    assert "x.py" not in result.err, result
+    assert "Annotated[str, Depends(get_db)]" in (root / "app.py").read_text(), result
