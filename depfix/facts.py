@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import builtins
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -188,6 +187,8 @@ class _Scope:
         self.kind = kind  # "module", "class", "function"
         self.qualname = qualname
         self.bindings: dict[str, Value] = {}
+        self.yields = False  # for a function: a `yield` in its own body
+        self.returns: list[Value] = []  # for a function: what its own `return`s give
 
 
 class _Extractor(ast.NodeVisitor):
@@ -384,12 +385,8 @@ class _Extractor(ast.NodeVisitor):
         self.scopes.append(scope)
         for statement in node.body:
             self.visit(statement)
-        is_generator = any(True for _ in _own_nodes(node.body, (ast.Yield, ast.YieldFrom)))
-        return_values = tuple(
-            self.return_value(r)
-            for r in _own_nodes(node.body, ast.Return)
-            if isinstance(r, ast.Return)
-        )
+        is_generator = scope.yields
+        return_values = tuple(scope.returns)
         self.scopes.pop()
         self.facts.functions[qualname] = FunctionFact(
             module=self.facts.module,
@@ -552,6 +549,18 @@ class _Extractor(ast.NodeVisitor):
         self.facts.classes[qualname] = ClassFact(
             self.facts.module, qualname, node.lineno, bases, methods, bool(node.decorator_list)
         )
+
+    def visit_Return(self, node: ast.Return) -> None:
+        scope = self.scopes[-1]
+        if scope.kind == "function":
+            scope.returns.append(self.return_value(node))
+        self.generic_visit(node)
+
+    def visit_Yield(self, node: Union[ast.Yield, ast.YieldFrom]) -> None:
+        self.scopes[-1].yields = True
+        self.generic_visit(node)
+
+    visit_YieldFrom = visit_Yield
 
     def visit_Lambda(self, node: ast.Lambda) -> None:
         self.scopes.append(_Scope("function", self.qualname("<lambda>")))
@@ -806,22 +815,6 @@ def _parse_string_expression(text: str) -> Optional[ast.expr]:
         return ast.parse(text.strip(), mode="eval").body
     except (SyntaxError, ValueError):
         return None
-
-
-def _own_nodes(
-    body: Sequence[ast.stmt], kinds: Union[type[ast.AST], tuple[type[ast.AST], ...]]
-) -> Iterator[ast.AST]:
-    """Nodes of `kinds` in a function body, not counting nested functions, classes and lambdas."""
-    stack: list[ast.AST] = list(body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, kinds):
-            yield node
-        for child in ast.iter_child_nodes(node):
-            if not isinstance(
-                child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
-            ):
-                stack.append(child)
 
 
 def extract_facts(
