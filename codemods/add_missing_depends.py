@@ -166,10 +166,7 @@ class AddMissingDepends(FileRule):
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
-        return any(
-            index.fastapi_role((function.module, function.qualname)) is not None
-            for function in facts.functions.values()
-        )
+        return index.defines_callees(facts)
 
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)
@@ -283,10 +280,9 @@ class AddMissingDepends(FileRule):
     ) -> tuple[Optional[str], tuple[tuple[str, str], ...], str]:
         """How this file names `module.name`: a local name, the imports it needs, an unsafe reason."""
         facts = self.context.facts
-        wanted = self.index.resolve_qualified(f"{module}.{name}")
-        for local, value in sorted(facts.bindings.items()):
-            if local not in facts.rebound and self.index.resolve(value) == wanted:
-                return local, (), ""
+        local = self.index.local_name(facts, self.index.resolve_qualified(f"{module}.{name}"))
+        if local is not None:
+            return local, (), ""
         if module == facts.module:
             return (
                 (name, (), "")

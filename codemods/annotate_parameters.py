@@ -63,7 +63,7 @@ from codemods._signatures import (
 from depfix.config import Settings
 from depfix.facts import FileFacts, FunctionFact, ParamFact
 from depfix.index import Class, External, Function, ProjectIndex, Resolved, qualified_name
-from depfix.rules import SAFE, UNSAFE, FileRule, register
+from depfix.rules import SAFE, UNSAFE, FileRule, has_comment, register, source_of
 
 MARKER_MODULES = ("fastapi", "fastapi.params", "fastapi.param_functions")
 DEPENDENCY_MARKERS = frozenset(f"{m}.{n}" for m in MARKER_MODULES for n in ("Depends", "Security"))
@@ -73,12 +73,7 @@ VALUE_MARKERS = frozenset(
     for n in ("Query", "Path", "Header", "Cookie", "Body", "Form", "File")
 )
 ANNOTATED_NAMES = frozenset({"typing.Annotated", "typing_extensions.Annotated"})
-_EMPTY = cst.Module(body=[])
 _COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
-
-
-def code(node: cst.CSTNode) -> str:
-    return _EMPTY.code_for_node(node)
 
 
 @dataclass
@@ -104,10 +99,6 @@ def _positional_args(call: cst.Call) -> list[cst.Arg]:
     return [arg for arg in call.args if arg.keyword is None and arg.star == ""]
 
 
-def _has_comment(node: cst.CSTNode) -> bool:
-    return "#" in code(node)
-
-
 def _without(call: cst.Call, removed: cst.Arg) -> cst.Call:
     """The call without one argument, keeping the separators (and their comments) of the others."""
     args = list(call.args)
@@ -119,12 +110,12 @@ def _without(call: cst.Call, removed: cst.Arg) -> cst.Call:
             isinstance(comma, cst.Comma)
             and isinstance(comma.whitespace_after, cst.ParenthesizedWhitespace)
             and args
-            and not _has_comment(call.whitespace_before_args)
+            and not has_comment(call.whitespace_before_args)
         ):
             # what followed the removed argument now follows the opening parenthesis
             return call.with_changes(args=args, whitespace_before_args=comma.whitespace_after)
         return call.with_changes(args=args)
-    if position == len(args) or (isinstance(comma, cst.Comma) and _has_comment(comma)):
+    if position == len(args) or (isinstance(comma, cst.Comma) and has_comment(comma)):
         args[position - 1] = args[position - 1].with_changes(comma=comma)
     return call.with_changes(args=args)
 
@@ -196,9 +187,9 @@ class AnnotateParameters(FileRule):
         else:
             return "the parameter has no annotation and its provider is not a known function"
         facts = self.context.facts
-        for local, value in sorted(facts.bindings.items()):
-            if local not in facts.rebound and self.index.resolve(value) == resolved:
-                return _TypeText(local)
+        local = self.index.local_name(facts, resolved)
+        if local is not None:
+            return _TypeText(local)
         if isinstance(resolved, External):
             source, _, name = resolved.qname.rpartition(".")
             if source == "builtins":
@@ -252,9 +243,7 @@ class AnnotateParameters(FileRule):
                 return conversion
             default_arg = positional[0] if positional else keywords.get("default")
             if default_arg is not None:
-                if _has_comment(default_arg.value) or _has_comment(
-                    default_arg.whitespace_after_arg
-                ):
+                if has_comment(default_arg.value) or has_comment(default_arg.whitespace_after_arg):
                     conversion.reason = "a comment inside the default would be lost"
                     return conversion
                 marker_call = _without(call, default_arg)
@@ -318,10 +307,10 @@ class AnnotateParameters(FileRule):
         inner = node.evaluated_value
         if not isinstance(inner, str):
             return None
-        call_text = code(marker_call)
+        call_text = source_of(marker_call)
         if any(character in call_text for character in (node.quote, "\\", "\n", "#")):
             return None
-        return f"{node.quote}{code(annotated)}[{inner}, {call_text}]{node.quote}"
+        return f"{node.quote}{source_of(annotated)}[{inner}, {call_text}]{node.quote}"
 
     def existing_annotated(self, node: cst.BaseExpression) -> Optional[cst.Subscript]:
         """The annotation when it already is `Annotated[T, ...]`."""

@@ -46,10 +46,7 @@ class AwaitInsteadOfAsyncioRun(FileRule):
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
-        return any(
-            index.fastapi_role((function.module, function.qualname)) is not None
-            for function in facts.functions.values()
-        )
+        return index.defines_callees(facts)
 
     def coroutine_of(self, call: cst.Call) -> Optional[cst.BaseExpression]:
         """The coroutine a runner call runs, or None when the call is not a runner."""

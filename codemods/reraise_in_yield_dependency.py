@@ -33,7 +33,7 @@ import libcst as cst
 from codemods._resources import has_dependency, own_nodes, yield_statement
 from depfix.facts import FileFacts
 from depfix.index import ProjectIndex
-from depfix.rules import SAFE, FileRule, register
+from depfix.rules import SAFE, FileRule, register, source_of
 
 
 @register
@@ -72,9 +72,7 @@ class ReraiseInYieldDependency(FileRule):
         for handler in node.handlers:
             if own_nodes(handler.body, (cst.Raise,)):
                 continue
-            caught = (
-                cst.Module(body=[]).code_for_node(handler.type) if handler.type else "everything"
-            )
+            caught = source_of(handler.type) if handler.type else "everything"
             message = (
                 f"dependency `{self.dependencies[-1]}` catches {caught} around `yield` without re-raising: "
                 "the route's error is swallowed (a bare 500 since FastAPI 0.110)"

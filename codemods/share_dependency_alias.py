@@ -72,7 +72,7 @@ from depfix.index import (
     Resolved,
     qualified_name,
 )
-from depfix.rules import SAFE, Changeset, FileRule, ProjectFinding, Span, register
+from depfix.rules import SAFE, Changeset, FileRule, ProjectFinding, Span, register, source_of
 
 MARKERS = {"depends": ("fastapi", "Depends"), "security": ("fastapi", "Security")}
 DEPENDS_NAMES = {
@@ -84,7 +84,6 @@ DEPENDS_NAMES = {
     ),
 }
 ANNOTATED_NAMES = frozenset({"typing.Annotated", "typing_extensions.Annotated"})
-_EMPTY = cst.Module(body=[])
 
 
 @dataclass(frozen=True, order=True)
@@ -329,8 +328,7 @@ def _import_risk(
     ):
         if module is not None:
             own |= index.closure(module)
-    members = {m for cycle in index.import_cycles() for m in cycle}
-    entangled = sorted(own & members)
+    entangled = sorted(own & index.cycle_members())
     if entangled:
         return f"the alias would import {entangled[0]}, which is in an import cycle (see DF008)"
     closure = host.closure | own
@@ -359,9 +357,9 @@ class _Names:
             return name
         if self.facts is not None:
             wanted = resolved if resolved is not None else self.index.resolve_qualified(qualified)
-            for local, value in sorted(self.facts.bindings.items()):
-                if local not in self.facts.rebound and self.index.resolve(value) == wanted:
-                    return local
+            local = self.index.local_name(self.facts, wanted)
+            if local is not None:
+                return local
             if self.facts.module == source and name in self.facts.bindings:
                 return name
             if name in self.facts.bindings:
@@ -503,8 +501,8 @@ class ShareDependencyAlias(FileRule):
         if key is None or key not in result.existing or ref not in result.sites.get(key, []):
             return
         alias = result.existing[key]
-        message = f"`{_code(subscript)}` is the alias `{alias.name}` of {alias.module}; use it"
-        if "#" in _code(subscript):
+        message = f"`{source_of(subscript)}` is the alias `{alias.name}` of {alias.module}; use it"
+        if "#" in source_of(subscript):
             self.report(node, message, reason="a comment inside the annotation would be lost")
             return
         facts = self.context.facts
@@ -533,10 +531,6 @@ class ShareDependencyAlias(FileRule):
             if bound is None:
                 imports = ((alias.module, alias.name),)
         self.report(node, message, target=subscript, replacement=cst.Name(local), imports=imports)
-
-
-def _code(node: cst.CSTNode) -> str:
-    return _EMPTY.code_for_node(node)
 
 
 def _span(ref: DependencyRef) -> Span:

@@ -58,8 +58,8 @@ class SyncSessionInAsyncRoute(FileRule):
         )
 
     def session_parameter(self, function: FunctionFact) -> Optional[str]:
-        for ref in self.index.dependency_refs:
-            if ref.path != self.context.path or ref.fact.function != function.qualname:
+        for ref in self.index.dependency_refs_in(self.context.path):
+            if ref.fact.function != function.qualname:
                 continue
             types = []
             if ref.fact.annotation is not None:

@@ -40,7 +40,7 @@ import libcst as cst
 from codemods._callables import NON_CALLABLE_CLASSES, class_is_callable
 from depfix.facts import FileFacts, FunctionFact
 from depfix.index import Class, External, Function, ProjectIndex, Resolved
-from depfix.rules import SAFE, UNSAFE, FileRule, register
+from depfix.rules import SAFE, UNSAFE, FileRule, has_comment, register, source_of
 from depfix.values import Call, Literal, Value
 
 CACHE_DECORATORS = frozenset({"functools.lru_cache", "functools.cache"})
@@ -177,10 +177,6 @@ def _dependency_argument(call: cst.Call) -> Optional[cst.Arg]:
     return None
 
 
-def _has_comment(node: cst.CSTNode) -> bool:
-    return "#" in cst.Module(body=[]).code_for_node(node)
-
-
 @register
 class UnwrapCalledDependency(FileRule):
     CODE = "DF005"
@@ -205,7 +201,7 @@ class UnwrapCalledDependency(FileRule):
         if argument is None or not isinstance(argument.value, cst.Call):
             return
         inner = argument.value
-        callee = cst.Module(body=[]).code_for_node(inner.func)
+        callee = source_of(inner.func)
         article = "an" if verdict.result[:1] in "aeiou" else "a"
         message = (
             f"`{callee}()` is called here: {ref.kind.capitalize()} receives its result, {article} "
@@ -221,7 +217,7 @@ class UnwrapCalledDependency(FileRule):
                 reason="the call passes arguments, which FastAPI would have to supply instead",
             )
             return
-        if _has_comment(inner.whitespace_after_func) or _has_comment(inner.whitespace_before_args):
+        if has_comment(inner.whitespace_after_func) or has_comment(inner.whitespace_before_args):
             self.report(
                 node, message, reason="a comment inside the call's parentheses would be lost"
             )

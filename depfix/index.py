@@ -114,6 +114,7 @@ class ProjectIndex:
         self.routes: list[Route] = []
         self._refs_by_position: dict[tuple[str, int, int], DependencyRef] = {}
         self._fastapi_callees: dict[FunctionKey, str] = {}
+        self._refs_by_path: Optional[dict[str, list[DependencyRef]]] = None
         self._functions_by_line: Optional[dict[tuple[str, int], FunctionFact]] = None
         self.memo: dict[str, object] = {}
         """Derived data rules compute once per index (keyed by the rule's code)."""
@@ -305,6 +306,28 @@ class ProjectIndex:
         """ "route" or "dependency" when FastAPI calls this function, else None."""
         return self._fastapi_callees.get(key)
 
+    def defines_callees(self, facts: FileFacts) -> bool:
+        """Whether the file defines a route or dependency (a function FastAPI calls)."""
+        return any(
+            (function.module, function.qualname) in self._fastapi_callees
+            for function in facts.functions.values()
+        )
+
+    def dependency_refs_in(self, path: str) -> list[DependencyRef]:
+        """The verified `Depends`/`Security` calls of one file, in source order."""
+        if self._refs_by_path is None:
+            self._refs_by_path = {}
+            for ref in self.dependency_refs:
+                self._refs_by_path.setdefault(ref.path, []).append(ref)
+        return list(self._refs_by_path.get(path, []))
+
+    def local_name(self, facts: FileFacts, wanted: Resolved) -> Optional[str]:
+        """A module-level name of `facts` bound to `wanted` (the first in sorted order), if any."""
+        for local, value in sorted(facts.bindings.items()):
+            if local not in facts.rebound and self.resolve(value) == wanted:
+                return local
+        return None
+
     def dependency_ref_at(self, path: str, line: int, column: int) -> Optional[DependencyRef]:
         """The verified `Depends`/`Security` call that starts at this position of a file."""
         return self._refs_by_position.get((path, line, column))
@@ -395,8 +418,12 @@ class ProjectIndex:
         self.memo["import_cycles"] = cycles
         return cycles
 
-    def closure(self, module: str) -> set[str]:
+    def closure(self, module: str) -> frozenset[str]:
         """Every project module that importing `module` imports (eagerly), itself included."""
+        key = f"closure:{module}"
+        cached = self.memo.get(key)
+        if isinstance(cached, frozenset):
+            return cached
         graph = self.import_graph()
         seen: set[str] = set()
         stack = [module]
@@ -405,7 +432,18 @@ class ProjectIndex:
             if current not in seen:
                 seen.add(current)
                 stack.extend(graph.get(current, ()))
-        return seen
+        result = frozenset(seen)
+        self.memo[key] = result
+        return result
+
+    def cycle_members(self) -> frozenset[str]:
+        """Every module that is part of an eager import cycle."""
+        cached = self.memo.get("cycle_members")
+        if isinstance(cached, frozenset):
+            return cached
+        members = frozenset(m for cycle in self.import_cycles() for m in cycle)
+        self.memo["cycle_members"] = members
+        return members
 
     def new_import_risk(self, importer: str, imported: str) -> Optional[str]:
         """Why a new eager `importer -> imported` import may break the program, or None.
@@ -416,8 +454,7 @@ class ProjectIndex:
         closure = self.closure(imported)
         if importer in closure:
             return f"importing {imported} into {importer} would close an import cycle"
-        members = {m for cycle in self.import_cycles() for m in cycle}
-        entangled = sorted(closure & members)
+        entangled = sorted(closure & self.cycle_members())
         if entangled and imported not in self.closure(importer):
             return f"{imported} imports {entangled[0]}, which is in an import cycle (see DF008)"
         return None

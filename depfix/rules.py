@@ -23,6 +23,17 @@ from depfix.index import ProjectIndex, Resolved, Unresolved
 
 SAFE = "safe"
 UNSAFE = "unsafe"
+_EMPTY_MODULE = cst.Module(body=[])
+
+
+def source_of(node: cst.CSTNode) -> str:
+    """The code of a node as it is written (comments and layout included)."""
+    return _EMPTY_MODULE.code_for_node(node)
+
+
+def has_comment(node: cst.CSTNode) -> bool:
+    """Whether a node's code holds a comment (which moving or dropping it would lose)."""
+    return "#" in source_of(node)
 
 
 @dataclass(frozen=True)
