@@ -1,4 +1,4 @@
-"""The `depfix` command line: apply, check, rules, explain (see SPEC.md for the contract).
+"""The `depfix` command line: apply, check, rules, explain, config (see SPEC.md for the contract).
 
 Reports and diffs go to stdout; the summary line, progress and logs go to stderr. Usage and
 configuration problems exit 2 with one line naming the problem, before any file is touched.
@@ -19,9 +19,18 @@ from rich.console import Console
 from rich.progress import Progress, TaskID
 
 from depfix import __version__
-from depfix.config import ConfigError, Settings, load_settings, parse_codes, parse_target_version
+from depfix.config import (
+    ConfigError,
+    Settings,
+    load_settings,
+    parse_codes,
+    parse_target_version,
+    settings_as_json,
+    settings_as_toml,
+)
 from depfix.diffing import unified_diff
 from depfix.discovery import find_project_root
+from depfix.docs import explain_text
 from depfix.engine import FileError, RunOptions, RunResult, run
 from depfix.io import PendingWrite, SourceError, remove_stale_temporaries, write_atomically
 from depfix.report import FORMATS, error_line, render, summary_line
@@ -111,9 +120,14 @@ def _settings(
 ) -> Settings:
     root = find_project_root(paths)
     settings = load_settings(root, config)
+    settings = settings.with_overrides(
+        origin="--select", select=parse_codes(select, "--select") if select is not None else None
+    )
+    settings = settings.with_overrides(
+        origin="--ignore", ignore=parse_codes(ignore, "--ignore") if ignore is not None else None
+    )
     return settings.with_overrides(
-        select=parse_codes(select, "--select") if select is not None else None,
-        ignore=parse_codes(ignore, "--ignore") if ignore is not None else None,
+        origin="--target-version",
         target_version=parse_target_version(target) if target is not None else None,
     )
 
@@ -136,11 +150,15 @@ def _prepare(
     if jobs < 0:
         raise UsageProblem(f"--jobs: expected 0 (all CPUs) or more, got {jobs}")
     settings = _settings(chosen, config, select, ignore, target)
+    _check_codes(settings)
+    return chosen, settings
+
+
+def _check_codes(settings: Settings) -> None:
     known = [rule.CODE for rule in registered_rules()]
     for code in (*(settings.select or ()), *settings.ignore):
         if code != "ALL" and not any(known_code.startswith(code) for known_code in known):
             raise UsageProblem(f"no rule matches {code!r} (known rules: {', '.join(known)})")
-    return chosen, settings
 
 
 def _execute(
@@ -248,7 +266,13 @@ def _emit_diff(result: RunResult) -> None:
 
 
 def _finish(
-    result: RunResult, *, output_format: str, quiet: bool, written: bool, diff: bool = False
+    result: RunResult,
+    *,
+    output_format: str,
+    quiet: bool,
+    written: bool,
+    diff: bool = False,
+    unsafe: bool = False,
 ) -> None:
     """Print the run: a diff or the report on stdout; errors and the summary on stderr.
 
@@ -258,7 +282,7 @@ def _finish(
     if written and output_format == "text":  # after writing, list only what is left to do
         left = [d for d in result.diagnostics if d.fix is None or not d.fix.applied]
         shown = dataclasses.replace(result, diagnostics=left)
-    report = render(shown, output_format)
+    report = render(shown, output_format, unsafe=unsafe)
     if diff and output_format == "text":
         _emit_diff(result)
         sys.stderr.write(report)
@@ -324,7 +348,14 @@ def apply_command(
     writes = not dry_run and not check
     if writes:
         _write(result)
-    _finish(result, output_format=output_format, quiet=quiet, written=writes, diff=dry_run)
+    _finish(
+        result,
+        output_format=output_format,
+        quiet=quiet,
+        written=writes,
+        diff=dry_run,
+        unsafe=unsafe or settings.unsafe,
+    )
     found = bool(result.changes) if check else bool(result.diagnostics)
     raise typer.Exit(_exit_code(result, found=found, exit_zero=exit_zero))
 
@@ -358,7 +389,13 @@ def check_command(
         suppress=not no_suppress,
         quiet=quiet,
     )
-    _finish(result, output_format=output_format, quiet=quiet, written=False)
+    _finish(
+        result,
+        output_format=output_format,
+        quiet=quiet,
+        written=False,
+        unsafe=unsafe or settings.unsafe,
+    )
     raise typer.Exit(_exit_code(result, found=bool(result.diagnostics), exit_zero=exit_zero))
 
 
@@ -378,11 +415,44 @@ def explain_command(code: Annotated[str, typer.Argument(help="A rule code, e.g. 
     wanted = code.strip().upper()
     for rule in registered_rules():
         if wanted == rule.CODE or code.strip() == rule.NAME:
-            typer.echo(f"{rule.CODE} {rule.NAME} (fix: {rule.FIX})\n")
-            typer.echo(rule.documentation())
+            sys.stdout.write(explain_text(rule))
             return
     known = ", ".join(rule.CODE for rule in registered_rules())
     raise UsageProblem(f"unknown rule {code!r} (known rules: {known})")
+
+
+CONFIG_FORMATS = ("toml", "json")
+
+
+@app.command("config")
+def config_command(
+    paths: PathsArgument = None,
+    select: SelectOption = None,
+    ignore: IgnoreOption = None,
+    target_version: TargetOption = None,
+    config: ConfigOption = None,
+    unsafe: Annotated[bool, typer.Option("--unsafe", help="As if --unsafe were given.")] = False,
+    output_format: Annotated[
+        str, typer.Option("--format", help=f"Output format: {', '.join(CONFIG_FORMATS)}.")
+    ] = "toml",
+) -> None:
+    """Print the merged configuration: defaults, then [tool.depfix] or --config, then flags."""
+    if output_format not in CONFIG_FORMATS:
+        raise UsageProblem(
+            f"--format: expected one of {', '.join(CONFIG_FORMATS)}, got {output_format!r}"
+        )
+    chosen = list(paths) if paths else [Path(".")]
+    missing = [str(path) for path in chosen if not os.path.lexists(path)]
+    if missing:
+        raise UsageProblem(f"no such file or directory: {', '.join(missing)}")
+    settings = _settings(chosen, config, select, ignore, target_version)
+    if unsafe:
+        settings = settings.with_overrides(origin="--unsafe", unsafe=True)
+    _check_codes(settings)
+    if output_format == "json":
+        sys.stdout.write(settings_as_json(settings))
+    else:
+        sys.stdout.write(settings_as_toml(settings))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -7,11 +7,14 @@ configuration its author did not mean.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
+
+import pathspec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -46,9 +49,31 @@ class Settings:
     yield_commit: bool = False
     source: Optional[Path] = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    origins: dict[str, str] = field(default_factory=dict, compare=False)
+    """Where each value that is not a default came from, by TOML key (`target-version`)."""
 
-    def with_overrides(self, **changes: Any) -> Settings:
-        return replace(self, **{key: value for key, value in changes.items() if value is not None})
+    def with_overrides(self, *, origin: str = "command line", **changes: Any) -> Settings:
+        given = {key: value for key, value in changes.items() if value is not None}
+        origins = {**self.origins, **{_KEYS_BY_FIELD.get(key, key): origin for key in given}}
+        return replace(self, origins=origins, **given)
+
+    def origin(self, key: str) -> str:
+        """Where the value of a TOML key (`alias-min-uses`) came from: a file, a flag, or "default"."""
+        return self.origins.get(key, "default")
+
+
+KEYS: tuple[str, ...] = (
+    "select",
+    "ignore",
+    "exclude",
+    "target-version",
+    "dependencies-module",
+    "alias-min-uses",
+    "unsafe",
+    "yield-commit",
+)
+"""The keys of `[tool.depfix]`, in the order SPEC lists them."""
+_KEYS_BY_FIELD = {key.replace("-", "_"): key for key in KEYS}
 
 
 def parse_target_version(text: str, where: str = "--target-version") -> tuple[int, int]:
@@ -119,41 +144,93 @@ def fastapi_version_from_requirements(lines: list[str]) -> Optional[tuple[int, i
 
 
 def _project_fastapi_version(
-    pyproject: dict[str, Any], root: Path
-) -> Optional[tuple[int, int, int]]:
+    pyproject: dict[str, Any], root: Path, pyproject_path: Optional[Path] = None
+) -> tuple[Optional[tuple[int, int, int]], str]:
+    """The lowest FastAPI version the project's dependencies allow, and where that was read."""
+    where = str(pyproject_path) if pyproject_path is not None else "pyproject.toml"
     project = pyproject.get("project", {})
-    requirements: list[str] = [r for r in project.get("dependencies", []) if isinstance(r, str)]
+    dependencies = project.get("dependencies", []) if isinstance(project, dict) else []
+    sources: list[tuple[str, list[str]]] = [
+        (f"{where} [project] dependencies", [r for r in dependencies if isinstance(r, str)])
+    ]
     poetry = pyproject.get("tool", {}).get("poetry", {}).get("dependencies", {})
     if isinstance(poetry, dict) and isinstance(poetry.get("fastapi"), str):
-        requirements.append("fastapi" + poetry["fastapi"].replace("^", ">="))
+        requirement = "fastapi" + poetry["fastapi"].replace("^", ">=")
+        sources.append((f"{where} [tool.poetry.dependencies]", [requirement]))
     for name in ("requirements.txt", "requirements/base.txt", "requirements/prod.txt"):
         path = root / name
         if path.is_file():
             with contextlib.suppress(OSError):
-                requirements.extend(path.read_text(encoding="utf-8", errors="replace").splitlines())
-    return fastapi_version_from_requirements(requirements)
+                lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+                sources.append((str(path), lines))
+    for origin, requirements in sources:
+        version = fastapi_version_from_requirements(requirements)
+        if version is not None:
+            return version, origin
+    return None, "default"
+
+
+def _check_exclude(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: exclude must be a list of glob strings")
+    for pattern in value:
+        try:
+            pathspec.GitIgnoreSpec.from_lines([pattern])
+        except (ValueError, TypeError) as error:
+            raise ConfigError(
+                f"{where}: exclude: {pattern!r} is not a valid glob: {error}"
+            ) from None
+    return tuple(value)
+
+
+def _check_module(value: Any, where: str) -> str:
+    text: str = _expect(value, str, "dependencies-module", where)
+    dotted = text.removesuffix(".py").replace("/", ".")
+    if not all(part.isidentifier() for part in dotted.split(".")):
+        raise ConfigError(
+            f"{where}: dependencies-module must be a module name (app.dependencies) or a path "
+            f"(app/dependencies.py), got {text!r}"
+        )
+    return text
+
+
+def _settings_table(path: Path, document: dict[str, Any], explicit: bool) -> dict[str, Any]:
+    tool = document.get("tool", {})
+    table = tool.get("depfix") if isinstance(tool, dict) else None
+    if table is None:  # a file given with --config may hold the keys at its top level
+        table = document if explicit and "tool" not in document else {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.depfix] must be a table")
+    return table
 
 
 def load_settings(project_root: Path, config_file: Optional[Path] = None) -> Settings:
-    """Settings from `config_file`, else from the nearest pyproject.toml above `project_root`."""
-    path = config_file if config_file is not None else find_pyproject(project_root)
+    """Settings from `config_file`, else from the nearest pyproject.toml above `project_root`.
+
+    The project's own facts (the Python version from `requires-python`, the FastAPI version from its
+    dependencies) always come from the nearest pyproject.toml; `[tool.depfix]` values win over them.
+    """
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"--config: {config_file} does not exist")
-    if path is None:
-        return Settings(fastapi_version=_project_fastapi_version({}, project_root))
-    document = _read_toml(path)
-    table = document.get("tool", {}).get("depfix")
-    if table is None:
-        table = document if config_file is not None and "tool" not in document else {}
-    where = f"{path} [tool.depfix]"
-    settings = Settings(
-        source=path, fastapi_version=_project_fastapi_version(document, path.parent)
-    )
-    requires = document.get("project", {}).get("requires-python")
+    pyproject_path = find_pyproject(project_root)
+    pyproject = _read_toml(pyproject_path) if pyproject_path is not None else {}
+    metadata_root = pyproject_path.parent if pyproject_path is not None else project_root
+    fastapi, fastapi_origin = _project_fastapi_version(pyproject, metadata_root, pyproject_path)
+    settings = Settings(fastapi_version=fastapi, origins={"fastapi-version": fastapi_origin})
+    project = pyproject.get("project", {})
+    requires = project.get("requires-python") if isinstance(project, dict) else None
     if isinstance(requires, str):
         target = _target_from_requires_python(requires)
         if target:
-            settings = replace(settings, target_version=target)
+            settings = settings.with_overrides(
+                origin=f"requires-python in {pyproject_path}", target_version=target
+            )
+    path = config_file if config_file is not None else pyproject_path
+    if path is None:
+        return settings
+    document = pyproject if path == pyproject_path else _read_toml(path)
+    table = _settings_table(path, document, explicit=config_file is not None)
+    where = f"{path} [tool.depfix]"
     changes: dict[str, Any] = {}
     for key, value in table.items():
         if key == "select":
@@ -161,13 +238,11 @@ def load_settings(project_root: Path, config_file: Optional[Path] = None) -> Set
         elif key == "ignore":
             changes["ignore"] = parse_codes(value, f"{where} ignore")
         elif key == "exclude":
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{where}: exclude must be a list of glob strings")
-            changes["exclude"] = tuple(value)
+            changes["exclude"] = _check_exclude(value, where)
         elif key == "target-version":
             changes["target_version"] = parse_target_version(_expect(value, str, key, where), where)
         elif key == "dependencies-module":
-            changes["dependencies_module"] = _expect(value, str, key, where)
+            changes["dependencies_module"] = _check_module(value, where)
         elif key == "alias-min-uses":
             count = _expect(value, int, key, where)
             if count < 2:
@@ -179,4 +254,66 @@ def load_settings(project_root: Path, config_file: Optional[Path] = None) -> Set
             changes["yield_commit"] = _expect(value, bool, key, where)
         else:
             raise ConfigError(f"{where}: unknown key {key!r}")
-    return replace(settings, **changes)
+    return replace(settings, source=path).with_overrides(origin=where, **changes)
+
+
+def _format_target(version: tuple[int, int]) -> str:
+    return f"py{version[0]}{version[1]}"
+
+
+def effective_values(settings: Settings) -> dict[str, Any]:
+    """The value of every `[tool.depfix]` key as a run uses it, in TOML/JSON types (None: unset)."""
+    return {
+        "select": list(settings.select) if settings.select is not None else ["ALL"],
+        "ignore": list(settings.ignore),
+        "exclude": list(settings.exclude),
+        "target-version": _format_target(settings.target_version),
+        "dependencies-module": settings.dependencies_module,
+        "alias-min-uses": settings.alias_min_uses,
+        "unsafe": settings.unsafe,
+        "yield-commit": settings.yield_commit,
+    }
+
+
+def _fastapi_text(settings: Settings) -> Optional[str]:
+    version = settings.fastapi_version
+    return ".".join(map(str, version)) if version is not None else None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a TOML basic string uses JSON's escapes
+    return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+
+
+def settings_as_toml(settings: Settings) -> str:
+    """The merged settings as a `[tool.depfix]` table, each line commented with its origin."""
+    lines = ["[tool.depfix]"]
+    for key, value in effective_values(settings).items():
+        if value is None:
+            lines.append(
+                f"# {key} is not set  # default: dependencies.py in the application package"
+            )
+        else:
+            lines.append(f"{key} = {_toml_value(value)}  # {settings.origin(key)}")
+    fastapi = _fastapi_text(settings)
+    if fastapi is None:
+        lines.append("# FastAPI version: unknown (no bound in the project's dependencies)")
+    else:
+        lines.append(f"# FastAPI version: {fastapi}  # {settings.origin('fastapi-version')}")
+    return "\n".join(lines) + "\n"
+
+
+def settings_as_json(settings: Settings) -> str:
+    """The merged settings, where each came from, and the FastAPI version, as one JSON object."""
+    document = {
+        "config_file": str(settings.source) if settings.source is not None else None,
+        "settings": effective_values(settings),
+        "fastapi_version": _fastapi_text(settings),
+        "origins": {key: settings.origin(key) for key in (*KEYS, "fastapi-version")},
+    }
+    return json.dumps(document, indent=2) + "\n"

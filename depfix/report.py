@@ -1,4 +1,4 @@
-"""Rendering a run for people and machines: text lines, the JSON report, GitHub annotations."""
+"""Rendering a run for people and machines: text lines, the JSON report, GitHub annotations, SARIF."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from depfix import __version__
 from depfix.engine import Diagnostic, FileError, RunResult
+from depfix.sarif import render_sarif
 
-FORMATS = ("text", "json", "github")
+FORMATS = ("text", "json", "github", "sarif")
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,10 @@ def render_github(result: RunResult) -> str:
     return "".join(lines)
 
 
-def render(result: RunResult, output_format: str) -> str:
+def render(result: RunResult, output_format: str, *, unsafe: bool = False) -> str:
+    """The report of a run; `unsafe` says whether unsafe fixes were part of it (SARIF's fixes)."""
+    if output_format == "sarif":
+        return render_sarif(result, unsafe=unsafe)
     if output_format == "json":
         return render_json(result)
     if output_format == "github":
