@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import Progress, TaskID
 
 from depfix import __version__
+from depfix.bot import DEFAULT_AUTHOR, Bot, BotError, Committed
 from depfix.config import (
     ConfigError,
     Settings,
@@ -33,6 +34,7 @@ from depfix.discovery import find_project_root
 from depfix.docs import explain_text
 from depfix.engine import FileError, RunOptions, RunResult, run
 from depfix.io import PendingWrite, SourceError, remove_stale_temporaries, write_atomically
+from depfix.jobsummary import CommitNote, append_summary, render_summary
 from depfix.report import FORMATS, error_line, render, summary_line
 from depfix.rules import registered_rules, select_rules
 
@@ -86,6 +88,13 @@ ExitZeroOption = Annotated[
 ]
 NoSuppressOption = Annotated[
     bool, typer.Option("--no-suppress", help="Ignore `# depfix: ignore` comments (to audit them).")
+]
+SummaryOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--summary",
+        help="Append a Markdown summary (counts per rule, the diff) to FILE, e.g. $GITHUB_STEP_SUMMARY.",
+    ),
 ]
 
 
@@ -333,9 +342,33 @@ def apply_command(
     verbose: VerboseOption = False,
     exit_zero: ExitZeroOption = False,
     no_suppress: NoSuppressOption = False,
+    summary: SummaryOption = None,
+    commit: Annotated[
+        bool,
+        typer.Option(
+            "--commit", help="Commit the fixes (only them) to the current git branch: the CI bot."
+        ),
+    ] = False,
+    push: Annotated[
+        bool, typer.Option("--push", help="With --commit: push the commit (to the upstream).")
+    ] = False,
+    remote: Annotated[
+        Optional[str], typer.Option("--remote", help="With --push: the remote (default: upstream).")
+    ] = None,
+    branch: Annotated[
+        Optional[str],
+        typer.Option("--branch", help="With --push: the remote branch (default: upstream)."),
+    ] = None,
+    author: Annotated[
+        Optional[str],
+        typer.Option(
+            "--author", help=f"With --commit: 'Name <email>' (default: {DEFAULT_AUTHOR})."
+        ),
+    ] = None,
 ) -> None:
     """Fix files in place (or show the fixes with --dry-run)."""
     chosen, settings = _prepare(paths, output_format, config, select, ignore, target_version, jobs)
+    bot = _prepare_bot(chosen, commit, push, remote, branch, author, dry_run=dry_run, check=check)
     result = _execute(
         chosen,
         settings,
@@ -346,8 +379,11 @@ def apply_command(
         quiet=quiet,
     )
     writes = not dry_run and not check
+    if bot is not None:
+        _refuse_dirty(bot, result)
     if writes:
         _write(result)
+    committed = _bot_commit(bot, result, quiet=quiet) if bot is not None else None
     _finish(
         result,
         output_format=output_format,
@@ -357,7 +393,88 @@ def apply_command(
         unsafe=unsafe or settings.unsafe,
     )
     found = bool(result.changes) if check else bool(result.diagnostics)
-    raise typer.Exit(_exit_code(result, found=found, exit_zero=exit_zero))
+    failed = committed is not None and committed.push_error is not None
+    if summary is not None:
+        mode = "apply" if writes else "dry-run" if dry_run else "check"
+        failed |= not _append_summary(summary, result, mode, committed)
+    raise typer.Exit(_exit_code(result, found=found, exit_zero=exit_zero) | (2 if failed else 0))
+
+
+def _prepare_bot(
+    paths: Sequence[Path],
+    commit: bool,
+    push: bool,
+    remote: Optional[str],
+    branch: Optional[str],
+    author: Optional[str],
+    *,
+    dry_run: bool,
+    check: bool,
+) -> Optional[Bot]:
+    """The checks of `--commit` that need no run: usage, the work tree, where to push."""
+    if not commit:
+        given = {
+            "--push": push,
+            "--remote": remote is not None,
+            "--branch": branch is not None,
+            "--author": author is not None,
+        }
+        misplaced = [name for name, value in given.items() if value]
+        if misplaced:
+            raise UsageProblem(f"{misplaced[0]} needs --commit")
+        return None
+    if dry_run or check:
+        raise UsageProblem(
+            f"--commit writes files: it cannot be combined with {'--dry-run' if dry_run else '--check'}"
+        )
+    if not push and (remote is not None or branch is not None):
+        raise UsageProblem(f"{'--remote' if remote is not None else '--branch'} needs --push")
+    try:
+        return Bot.prepare(
+            paths, author=author or DEFAULT_AUTHOR, push=push, remote=remote, branch=branch
+        )
+    except BotError as error:
+        raise UsageProblem(str(error)) from None
+
+
+def _refuse_dirty(bot: Bot, result: RunResult) -> None:
+    try:
+        bot.refuse_dirty(result.changes)
+    except BotError as error:
+        raise UsageProblem(str(error)) from None
+
+
+def _bot_commit(bot: Bot, result: RunResult, *, quiet: bool) -> Committed:
+    """Commit (and push) what was written; a push failure is reported, the commit stays."""
+    try:
+        committed = bot.commit(result)
+    except BotError as error:
+        raise UsageProblem(str(error)) from None
+    if committed.push_error is not None:
+        typer.echo(f"depfix: error: {committed.push_error}", err=True)
+    if committed.sha is not None and not quiet:
+        where = f" and pushed it to {committed.pushed}" if committed.pushed is not None else ""
+        typer.echo(
+            f"depfix: committed {committed.sha[:12]} ({committed.fixes} fixes in "
+            f"{committed.files} files){where}",
+            err=True,
+        )
+    return committed
+
+
+def _append_summary(
+    path: Path, result: RunResult, mode: str, committed: Optional[Committed] = None
+) -> bool:
+    note = None
+    if committed is not None:
+        pushed = str(committed.pushed) if committed.pushed is not None else None
+        note = CommitNote(committed.sha, pushed, committed.push_error)
+    try:
+        append_summary(path, render_summary(result, mode=mode, commit=note))
+    except OSError as error:
+        typer.echo(f"depfix: error: --summary: cannot write {path}: {error.strerror}", err=True)
+        return False
+    return True
 
 
 @app.command("check")
@@ -377,6 +494,7 @@ def check_command(
     verbose: VerboseOption = False,
     exit_zero: ExitZeroOption = False,
     no_suppress: NoSuppressOption = False,
+    summary: SummaryOption = None,
 ) -> None:
     """Report diagnostics; never writes."""
     chosen, settings = _prepare(paths, output_format, config, select, ignore, target_version, jobs)
@@ -396,7 +514,9 @@ def check_command(
         written=False,
         unsafe=unsafe or settings.unsafe,
     )
-    raise typer.Exit(_exit_code(result, found=bool(result.diagnostics), exit_zero=exit_zero))
+    failed = summary is not None and not _append_summary(summary, result, "check")
+    code = _exit_code(result, found=bool(result.diagnostics), exit_zero=exit_zero)
+    raise typer.Exit(code | (2 if failed else 0))
 
 
 @app.command("rules")
