@@ -488,3 +488,21 @@ def test_action_rejects_an_unknown_mode(tmp_path: Path) -> None:
     clone = simple_clone(tmp_path)
     process, _, _ = run_action_step("depfix", clone.work, tmp_path, mode="fix")
     assert process.returncode == 2 and "mode must be autofix or review" in process.stdout
+
+
+def readme_block(heading: str, language: str) -> Any:
+    readme = (REPOSITORY / "README.md").read_text(encoding="utf-8")
+    section = readme.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    match = re.search(rf"```{language}\n(.*?)```", section, re.DOTALL)
+    assert match, heading
+    return yaml.safe_load(match.group(1))
+
+
+def test_readme_workflow_uses_the_action_as_it_is() -> None:
+    workflow = readme_block("CI bot (GitHub Action)", "yaml")
+    assert workflow["permissions"] == {"contents": "write"}
+    checkout, bot = workflow["jobs"]["depfix"]["steps"]
+    assert checkout["uses"].startswith("actions/checkout@")
+    assert checkout["with"]["ref"] == "${{ github.head_ref }}"
+    assert bot["uses"].split("@")[0].endswith("/depfix")
+    assert set(bot["with"]) <= set(ACTION["inputs"])

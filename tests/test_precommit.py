@@ -212,3 +212,14 @@ def test_check_hook_reports_and_writes_nothing(project: Path, hooks: Hooks) -> N
     assert "app/main.py:9:10: DF001 parameter `db: Session` has no `Depends()`" in run.stdout
     assert "inject it with `get_db`" in run.stdout
     assert (project / "app" / "main.py").read_text() == MAIN
+
+
+def test_readme_config_names_the_declared_hooks() -> None:
+    readme = (REPOSITORY / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## pre-commit\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = yaml.safe_load(block)
+    declared = yaml.safe_load((REPOSITORY / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    (repo,) = config["repos"]
+    assert {hook["id"] for hook in repo["hooks"]} <= {hook["id"] for hook in declared}
+    assert "depfix-check" in section
