@@ -58,6 +58,12 @@ RUN_ORDER: tuple[tuple[str, str], ...] = (
         "them, whose edits it then carries into `Annotated` on the next pass.",
     ),
     (
+        "extract_shared_dependencies",
+        "DF008 is a project rule: it moves whole definitions between modules to break an import "
+        "cycle. It plans before DF007, which refuses aliases whose imports touch a cycle and finds "
+        "the cycle gone in the next round.",
+    ),
+    (
         "share_dependency_alias",
         "DF007 replaces `Annotated[...]` parameters with aliases, so it runs after DF006 has put them "
         "in that form (its sites wait a pass when DF006 rewrites the same signature).",

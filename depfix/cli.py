@@ -301,6 +301,12 @@ def _finish(
     if output_format == "text":
         for error in result.errors:
             typer.echo(error_line(error), err=True)
+        if not quiet:
+            for note in result.notes:
+                typer.echo(
+                    f"{note.path}:{note.line}:{note.column}: note: {note.code} {note.message}",
+                    err=True,
+                )
     if result.unindexed and not quiet:
         first = error_line(result.unindexed[0])
         count = len(result.unindexed)

@@ -104,6 +104,8 @@ class RunResult:
     fixes: int = 0
     unindexed: list[FileError] = field(default_factory=list)
     """Project files outside the given paths that could not be read: the index lacks their facts."""
+    notes: list[Diagnostic] = field(default_factory=list)
+    """Information from rules that is not a problem (it does not count and sets no exit code)."""
 
 
 Progress = Callable[[str, int, int], None]
@@ -608,7 +610,7 @@ def _plan_projects(
     round touched, or a path outside the project, is reported without being applied. Later rounds
     report only the changesets they apply.
     """
-    sources = _SourceView(project.by_path, project.overlay)
+    sources = _SourceView(project.by_path, project.overlay, project)
     touched: set[str] = set()
     taken: list[Changeset] = []
     for number, rule in enumerate(planners):
@@ -636,6 +638,21 @@ def _plan_projects(
                 continue
             span = finding.span
             message = finding.message
+            if finding.info:
+                if round_number == 0:
+                    result.notes.append(
+                        Diagnostic(
+                            finding.path,
+                            span.line,
+                            span.column,
+                            span.end_line,
+                            span.end_column,
+                            finding.code,
+                            rule.NAME,
+                            message,
+                        )
+                    )
+                continue
             if changeset is None and finding.reason:
                 message = f"{message} (no fix: {finding.reason})"
             elif changeset is not None and outside:
@@ -661,10 +678,17 @@ def _plan_projects(
 class _SourceView(dict):  # type: ignore[type-arg]
     """Read-only bytes of project files by display path, overlay first, loaded lazily."""
 
-    def __init__(self, jobs: dict[str, _Job], overlay: dict[str, bytes]) -> None:
+    def __init__(
+        self, jobs: dict[str, _Job], overlay: dict[str, bytes], project: Optional[_Project] = None
+    ) -> None:
         super().__init__()
         self._jobs = jobs
         self._overlay = overlay
+        self._project = project
+
+    def writable(self, path: str) -> bool:
+        """Whether the run may write this path (it lies inside the paths it was given)."""
+        return self._project is None or self._project.allows(self._project.cwd / path)
 
     def __missing__(self, path: str) -> bytes:
         if path in self._overlay:

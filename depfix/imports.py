@@ -73,13 +73,14 @@ def section(module: str, first_party: frozenset[str]) -> int:
     return 2
 
 
-def _name_order(name: str) -> tuple[int, str]:
-    """isort's order_by_type: CONSTANTS, then Classes, then functions and variables."""
+def _name_order(name: str) -> tuple[int, str, str]:
+    """isort's order_by_type: CONSTANTS, then Classes, then functions and variables, each
+    compared without case (`Header` before `HTTPException`)."""
     if name.isupper() and len(name) > 1:
-        return 0, name
+        return 0, name.lower(), name
     if name[:1].isupper():
-        return 1, name
-    return 2, name
+        return 1, name.lower(), name
+    return 2, name.lower(), name
 
 
 def _add_to_from_import(small: cst.ImportFrom, name: str) -> cst.ImportFrom:
@@ -181,6 +182,36 @@ def add_from_import(
         ]
     )
     wanted = (section(source, first_party), True, _sort_name(source))
+    return _insert_sorted(module, new, wanted, first_party)
+
+
+def add_import(
+    module: cst.Module,
+    source: str,
+    asname: Optional[str] = None,
+    first_party: frozenset[str] = frozenset(),
+) -> cst.Module:
+    """`module` with `import source [as asname]` added where isort would put it (no-op if bound)."""
+    bound = bound_module(module, source)
+    if bound is not None and bound == (asname or source):
+        return module
+    alias = cst.ImportAlias(
+        name=_parse_dotted(source),
+        asname=cst.AsName(name=cst.Name(asname)) if asname else None,
+    )
+    new = cst.SimpleStatementLine(body=[cst.Import(names=[alias])])
+    wanted = (section(source, first_party), False, _sort_name(source))
+    return _insert_sorted(module, new, wanted, first_party)
+
+
+def _insert_sorted(
+    module: cst.Module,
+    new: cst.SimpleStatementLine,
+    wanted: tuple[int, bool, tuple[int, str]],
+    first_party: frozenset[str],
+) -> cst.Module:
+    """Insert an import statement among the top-level imports where isort would put it."""
+    body = list(module.body)
     imports: list[tuple[int, tuple[int, bool, tuple[int, str]]]] = []
     for position, statement in enumerate(body):
         if isinstance(statement, cst.SimpleStatementLine):

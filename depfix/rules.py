@@ -194,6 +194,8 @@ class ProjectFinding:
     changeset: Optional[Changeset] = None
     safety: Optional[str] = None
     reason: str = ""
+    info: bool = False
+    """A note rather than a problem: shown, but it neither counts as a diagnostic nor sets the exit code."""
 
 
 class ProjectRule(RuleInfo):

@@ -1,0 +1,900 @@
+"""DF008 dependency-import-cycle: routers import dependencies from each other until the app dies.
+
+`routers/auth.py` imports a helper from `routers/users.py`, `users.py` imports `get_current_user` from
+`auth.py`, and the application fails at import time with "cannot import name ... (most likely due to a
+circular import)". The fix experienced FastAPI developers apply: move the shared dependencies into one
+module that imports nothing from the routers, and point every import at it.
+
+Before:
+
+    # app/routers/auth.py
+    from fastapi import APIRouter, Depends
+    from fastapi.security import OAuth2PasswordBearer
+
+    from app.routers.users import User, find_user
+
+    router = APIRouter()
+    oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token")
+
+    def get_current_user(token: str = Depends(oauth2_scheme)) -> User:
+        return find_user(token)
+
+    # app/routers/users.py
+    from fastapi import APIRouter, Depends
+
+    from app.routers.auth import get_current_user
+
+    router = APIRouter()
+    ...
+
+After:
+
+    # app/dependencies.py (created)
+    from fastapi import Depends
+    from fastapi.security import OAuth2PasswordBearer
+
+    from app.routers.users import User, find_user  (when those are outside the cycle; else they move)
+
+    oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token")
+
+
+    def get_current_user(token: str = Depends(oauth2_scheme)) -> User:
+        return find_user(token)
+
+    # app/routers/users.py
+    from app.dependencies import get_current_user
+
+Only cycles of eager imports can fail (function-local and `if TYPE_CHECKING:` imports cannot); a cycle
+that exists only through them is reported as a note. A cycle is changed only when it is caused by
+dependencies: a `Depends`/`Security` target defined in one member and imported by another. The move
+takes those dependencies and everything they need that is defined inside the cycle (helpers, security
+schemes, other module-level values), ordered so that each name is defined before it is needed; the
+imports they need from outside the cycle are copied as real imports (FastAPI evaluates annotations at
+run time). The target is the `dependencies-module` setting, else `dependencies.py` in the application
+package, created or appended to. Every import of a moved name in the project is pointed at it, tests
+included; a source keeps a re-export when the name is in its `__all__`, it is star-imported, or a file
+that cannot be rewritten imports it. The whole change is verified before it is offered: the cycle is
+gone, the new module is in no cycle and no edited file reads a name nothing defines.
+
+No fix, with the reason, when the move would take a route, an app or router, a name defined
+conditionally or rebound, a value that uses `__name__`, or when a string such as
+`mock.patch("app.routers.auth.get_current_user")` names the old place. Fix safety: safe.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Optional, Union
+
+import libcst as cst
+
+from codemods._module_analysis import ImportBinding, ModuleAnalysis, analyse
+from depfix.config import Settings
+from depfix.facts import FileFacts, extract_facts
+from depfix.imports import (
+    add_from_import,
+    add_import,
+    relative_source,
+    remove_imports_made_unused,
+    uses_relative_imports,
+)
+from depfix.index import Class, Function, ProjectIndex, strongly_connected
+from depfix.rules import SAFE, Changeset, ProjectFinding, ProjectRule, Span, register
+from depfix.values import Name
+
+ALL_IMPORTS = frozenset({"eager", "local", "type_checking"})
+
+
+class Refusal(Exception):
+    """Why a cycle is reported without a fix."""
+
+
+@dataclass(frozen=True)
+class Edge:
+    path: str
+    line: int
+    importer: str
+    imported: str
+    names: tuple[str, ...]
+
+    def describe(self, with_line: bool = True) -> str:
+        what = f"{', '.join(self.names)} from {self.imported}" if self.names else self.imported
+        where = f"{self.path}:{self.line}" if with_line else self.path
+        return f"{where} imports {what}"
+
+
+@dataclass
+class _Move:
+    """The planned move: which statements of which modules go, and what the new module imports."""
+
+    statements: dict[tuple[str, int], tuple[str, ...]] = field(default_factory=dict)
+    """(module, position) -> the names the statement defines."""
+    names: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(source module, name) -> name in the new module."""
+    imports: dict[str, ImportBinding] = field(default_factory=dict)
+    """Bound name -> the import the new module needs for it (with the importing module's view)."""
+    import_owner: dict[str, str] = field(default_factory=dict)
+    future: set[str] = field(default_factory=set)
+
+
+def _span(line: int) -> Span:
+    return Span(line, 1, line, 1)
+
+
+@register
+class ExtractSharedDependencies(ProjectRule):
+    CODE = "DF008"
+    NAME = "dependency-import-cycle"
+    SUMMARY = (
+        "An import cycle among the project's modules caused by importing dependencies between them."
+    )
+    FIX = SAFE
+
+    def plan(self) -> Iterable[ProjectFinding]:
+        cycles = [cycle for cycle in self.index.import_cycles() if len(cycle) > 1]
+        for cycle in cycles:
+            yield self._plan_cycle(cycle)
+        eager = [set(cycle) for cycle in cycles]
+        lazy_graph = self.index.import_graph(ALL_IMPORTS)
+        for component in sorted(sorted(c) for c in strongly_connected(lazy_graph) if len(c) > 1):
+            if any(set(component) <= cycle for cycle in eager):
+                continue
+            edges = self._edges(component, ALL_IMPORTS)
+            if not edges:
+                continue
+            yield ProjectFinding(
+                self.CODE,
+                edges[0].path,
+                _span(edges[0].line),
+                f"import cycle {self._chain(component)} only through function-local or "
+                f"TYPE_CHECKING imports, which cannot fail at import time: "
+                + "; ".join(edge.describe() for edge in edges),
+                info=True,
+            )
+
+    # ---- the cycle -------------------------------------------------------------------------------
+    def _edges(self, cycle: list[str], kinds: frozenset[str]) -> list[Edge]:
+        members = set(cycle)
+        edges = []
+        for module in cycle:
+            facts = self.index.modules[module]
+            for fact in facts.imports:
+                if fact.kind not in kinds:
+                    continue
+                target = self.index.modules.get(fact.target)
+                names = tuple(
+                    n for n in fact.names if f"{fact.target}.{n}" not in self.index.modules
+                )
+                if target is not None and target.module in members and target.module != module:
+                    edges.append(Edge(facts.path, fact.line, module, target.module, names))
+                for name in fact.names:
+                    submodule = self.index.modules.get(f"{fact.target}.{name}")
+                    if (
+                        submodule is not None
+                        and submodule.module in members
+                        and submodule.module != module
+                    ):
+                        edges.append(Edge(facts.path, fact.line, module, submodule.module, ()))
+        return sorted(set(edges), key=lambda e: (e.path, e.line, e.imported))
+
+    @staticmethod
+    def _chain(cycle: list[str]) -> str:
+        return " <-> ".join(cycle) if len(cycle) == 2 else ", ".join(cycle)
+
+    def _plan_cycle(self, cycle: list[str]) -> ProjectFinding:
+        edges = self._edges(cycle, frozenset({"eager"}))
+        first = edges[0] if edges else None
+        path = first.path if first else self.index.modules[cycle[0]].path
+        line = first.line if first else 1
+        message = f"import cycle {self._chain(cycle)}: " + "; ".join(e.describe() for e in edges)
+        try:
+            seeds = self._seeds(cycle, edges)
+            if not seeds:
+                raise Refusal(
+                    "no dependency (Depends/Security target) defined in one member is imported by another"
+                )
+            planner = _Planner(self.index, self.settings, self.sources, cycle, seeds)
+            files, target = planner.plan()
+        except Refusal as refusal:
+            return ProjectFinding(self.CODE, path, _span(line), message, reason=str(refusal))
+        moved = ", ".join(sorted({name for (_, name) in seeds}))
+        return ProjectFinding(
+            self.CODE,
+            path,
+            _span(line),
+            f"{message} (fix: move {moved} to {target})",
+            changeset=Changeset(files),
+            safety=SAFE,
+        )
+
+    def _seeds(self, cycle: list[str], edges: list[Edge]) -> list[tuple[str, str]]:
+        targets = {
+            ref.target
+            for ref in self.index.dependency_refs
+            if isinstance(ref.target, (Function, Class))
+        }
+        sites = {
+            _site(self.index, ref.fact.target.qname)
+            for ref in self.index.dependency_refs
+            if isinstance(ref.fact.target, Name)
+        }
+        seeds: set[tuple[str, str]] = set()
+        for edge in edges:
+            facts = self.index.modules[edge.imported]
+            for name in edge.names:
+                defined = (
+                    name in facts.functions
+                    or name in facts.classes
+                    or (
+                        name in facts.bindings
+                        and _site(self.index, f"{facts.module}.{name}") == (facts.module, name)
+                    )
+                )
+                if not defined:
+                    continue
+                resolved = self.index.resolve_qualified(f"{facts.module}.{name}")
+                if resolved in targets or (facts.module, name) in sites:
+                    seeds.add((facts.module, name))
+        return sorted(seeds)
+
+
+def _site(index: ProjectIndex, qname: str, depth: int = 0) -> Optional[tuple[str, str]]:
+    """(module, name) where a module-level name is defined, following imports and re-exports."""
+    module, _, name = qname.rpartition(".")
+    facts = index.modules.get(module)
+    if facts is None or depth > 20:
+        return None
+    if name in facts.functions or name in facts.classes:
+        return facts.module, name
+    binding = facts.bindings.get(name)
+    imported = any(
+        fact.kind == "eager"
+        and name in fact.names
+        and isinstance(binding, Name)
+        and binding.qname == f"{fact.target}.{name}"
+        for fact in facts.imports
+    ) or any(
+        fact.kind == "eager"
+        and not fact.names
+        and isinstance(binding, Name)
+        and binding.qname == fact.target
+        for fact in facts.imports
+    )
+    if isinstance(binding, Name) and imported:
+        return _site(index, binding.qname, depth + 1)
+    if binding is not None:
+        return facts.module, name
+    return None
+
+
+# ---- planning the move ----------------------------------------------------------------------------
+class _Planner:
+    def __init__(
+        self,
+        index: ProjectIndex,
+        settings: Settings,
+        sources: Mapping[str, bytes],
+        cycle: list[str],
+        seeds: list[tuple[str, str]],
+    ) -> None:
+        self.index = index
+        self.settings = settings
+        self.sources = sources
+        self.cycle = set(cycle)
+        self.seeds = seeds
+        self.analyses: dict[str, ModuleAnalysis] = {}
+        self.move = _Move()
+
+    def analysis(self, module: str) -> ModuleAnalysis:
+        if module not in self.analyses:
+            facts = self.index.modules[module]
+            self.analyses[module] = analyse(module, facts.is_package, self._tree(facts.path))
+        return self.analyses[module]
+
+    def _tree(self, path: str) -> cst.Module:
+        try:
+            return cst.parse_module(self.sources[path])
+        except (cst.ParserSyntaxError, RecursionError, ValueError) as error:
+            raise Refusal(f"libcst cannot parse {path}: {error}") from None
+
+    def writable(self, path: str) -> bool:
+        check = getattr(self.sources, "writable", None)
+        return bool(check(path)) if check is not None else True
+
+    # -- what moves
+    def collect(self) -> None:
+        queue = list(self.seeds)
+        while queue:
+            module, name = queue.pop(0)
+            if (module, name) in self.move.names:
+                continue
+            analysis = self.analysis(module)
+            facts = self.index.modules[module]
+            if name in analysis.conditional:
+                raise Refusal(f"{name} is defined conditionally in {facts.path}")
+            if name in analysis.mutated or len(analysis.definitions.get(name, ())) != 1:
+                raise Refusal(f"{name} is rebound in {facts.path}")
+            position = analysis.definitions[name][0]
+            statement = analysis.statements[position]
+            self._check_movable(module, name, statement.node, facts)
+            if statement.dunders:
+                raise Refusal(
+                    f"{name} in {facts.path} uses {sorted(statement.dunders)[0]}, whose value would change"
+                )
+            self.move.statements[(module, position)] = tuple(sorted(statement.defines))
+            for defined in statement.defines:
+                self.move.names[(module, defined)] = defined
+            for used in sorted(statement.uses):
+                if (
+                    used in analysis.definitions
+                    or used in analysis.conditional
+                    or used in analysis.mutated
+                ):
+                    queue.append((module, used))
+                elif used in analysis.imports:
+                    self._needs_import(analysis, analysis.imports[used], queue)
+        if "annotations" in self._futures():
+            self.move.future.add("annotations")
+
+    def _futures(self) -> set[str]:
+        found: set[str] = set()
+        for module, _ in self.move.statements:
+            for binding in self.analysis(module).imports.values():
+                if binding.module == "__future__" and binding.original:
+                    found.add(binding.original)
+        return found
+
+    def _check_movable(
+        self, module: str, name: str, node: cst.BaseStatement, facts: FileFacts
+    ) -> None:
+        if not isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.SimpleStatementLine)):
+            raise Refusal(f"{name} in {facts.path} is not a plain definition")
+        if name in facts.functions and self.index.fastapi_role((module, name)) == "route":
+            raise Refusal(f"{name} in {facts.path} is a route")
+        resolved = self.index.resolve_qualified(f"{module}.{name}")
+        if self.index.is_fastapi_object(resolved):
+            raise Refusal(f"{name} in {facts.path} is a FastAPI app or router")
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+            for decorator in node.decorators:
+                expression = decorator.decorator
+                if isinstance(expression, cst.Call):
+                    expression = expression.func
+                text = cst.Module(body=[]).code_for_node(expression)
+                owner = text.rsplit(".", 1)[0]
+                if "." in text and self.index.is_fastapi_object(
+                    self.index.resolve_qualified(f"{module}.{owner}")
+                ):
+                    raise Refusal(
+                        f"{name} in {facts.path} is registered on a FastAPI app or router"
+                    )
+
+    def _needs_import(
+        self, analysis: ModuleAnalysis, binding: ImportBinding, queue: list[tuple[str, str]]
+    ) -> None:
+        if binding.module == "__future__":
+            return
+        target = self.index.modules.get(binding.module)
+        submodule = (
+            self.index.modules.get(f"{binding.module}.{binding.original}")
+            if binding.original
+            else None
+        )
+        if binding.original is None or submodule is not None:
+            bound = submodule or target
+            if bound is not None and self._entangled(bound.module):
+                raise Refusal(
+                    f"the dependencies use module {bound.module} itself, which is in the cycle"
+                )
+        elif target is not None and target.module in self.cycle:
+            source = self.analysis(target.module)
+            if binding.original not in source.definitions:
+                raise Refusal(
+                    f"{binding.original} is re-exported by {target.path}, not defined there"
+                )
+            if binding.name != binding.original:
+                raise Refusal(
+                    f"{binding.original} is imported as {binding.name} in {self.index.modules[analysis.module].path}"
+                )
+            queue.append((target.module, binding.original))
+            return
+        previous = self.move.imports.get(binding.name)
+        if previous is not None and (previous.module, previous.original) != (
+            binding.module,
+            binding.original,
+        ):
+            raise Refusal(f"two different imports are bound to {binding.name}")
+        self.move.imports.setdefault(binding.name, binding)
+        self.move.import_owner.setdefault(binding.name, analysis.module)
+
+    def _entangled(self, module: str) -> bool:
+        return module in self.cycle or bool(self.index.closure(module) & self.cycle)
+
+    # -- where it goes
+    def target(self) -> tuple[str, str]:
+        members = sorted(self.cycle)
+        configured = self.settings.dependencies_module
+        if configured:
+            module = configured.removesuffix(".py").replace("/", ".")
+        else:
+            tops = {m.split(".")[0] for m in members}
+            deep = [m for m in members if "." in m]
+            if len(tops) != 1:
+                raise Refusal(
+                    "the cycle spans several top-level packages and no dependencies-module is set"
+                )
+            module = f"{tops.pop()}.dependencies" if deep else "dependencies"
+        existing = self.index.modules.get(module)
+        if existing is not None:
+            return existing.module, existing.path
+        anchor = self.index.modules[members[0]]
+        anchor_path = PurePosixPath(anchor.path)
+        depth = anchor.module.count(".") + (1 if anchor.is_package else 0)
+        base = (
+            anchor_path.parents[depth] if depth < len(anchor_path.parents) else PurePosixPath(".")
+        )
+        relative = PurePosixPath(*module.split(".")).with_suffix(".py")
+        path = (base / relative).as_posix()
+        if path.startswith("./"):
+            path = path[2:]
+        return module, path
+
+    # -- the whole changeset
+    def plan(self) -> tuple[dict[str, bytes], str]:
+        self.collect()
+        target_module, target_path = self.target()
+        if target_module in self.cycle:
+            raise Refusal(f"{target_module} is itself in the cycle")
+        if self._entangled(target_module) and target_module in self.index.modules:
+            raise Refusal(f"{target_path} imports a module of the cycle")
+        self._check_strings()
+        files: dict[str, bytes] = {}
+        moved_by_module: dict[str, set[str]] = {}
+        for module, name in self.move.names:
+            moved_by_module.setdefault(module, set()).add(name)
+        all_moved = {name for names in moved_by_module.values() for name in names}
+        if len(all_moved) != len(self.move.names):
+            raise Refusal("two moved definitions have the same name")
+        keep = self._reexports(moved_by_module)
+        for module in sorted(moved_by_module):
+            facts = self.index.modules[module]
+            if not self.writable(facts.path):
+                raise Refusal(f"{facts.path} is outside the given paths")
+        importers = self._importers(moved_by_module, keep)
+        edited: dict[str, cst.Module] = {}
+        for path in sorted(importers | {self.index.modules[m].path for m in moved_by_module}):
+            if path == target_path:
+                continue
+            edited[path] = self._edit(path, moved_by_module, keep, target_module)
+        new_code = self._new_module(target_module, target_path, moved_by_module, all_moved)
+        for path, tree in edited.items():
+            files[path] = tree.bytes
+        files[target_path] = new_code
+        self._verify(files, target_module, target_path)
+        return files, target_path
+
+    # -- who still needs what
+    def _reexports(self, moved_by_module: dict[str, set[str]]) -> dict[str, set[str]]:
+        """Per source module, the moved names it must still bind (imported from the new module)."""
+        keep: dict[str, set[str]] = {}
+        star_imported = {
+            target for facts in self.index.files.values() for target in facts.star_imports
+        }
+        for module, names in moved_by_module.items():
+            facts = self.index.modules[module]
+            analysis = self.analysis(module)
+            moved_positions = {p for (m, p) in self.move.statements if m == module}
+            for name in names:
+                users = analysis.used_by.get(name, set()) - moved_positions
+                exported = facts.all_names is not None and name in facts.all_names
+                if users or exported or module in star_imported:
+                    keep.setdefault(module, set()).add(name)
+        for facts in self.index.files.values():
+            for fact in facts.imports:
+                target = self.index.modules.get(fact.target)
+                if target is None or target.module not in moved_by_module:
+                    continue
+                wanted = set(fact.names) & moved_by_module[target.module]
+                if not wanted:
+                    if not fact.names and self._attribute_use(
+                        facts, target.module, moved_by_module[target.module]
+                    ):
+                        keep.setdefault(target.module, set()).update(moved_by_module[target.module])
+                    continue
+                if not self.writable(facts.path) or fact.kind == "type_checking":
+                    keep.setdefault(target.module, set()).update(wanted)
+            for value in facts.bindings.values():
+                if (
+                    isinstance(value, Name)
+                    and value.qname in moved_by_module
+                    and self._attribute_use(facts, value.qname, moved_by_module[value.qname])
+                ):
+                    keep.setdefault(value.qname, set()).update(moved_by_module[value.qname])
+        return keep
+
+    def _attribute_use(self, facts: FileFacts, module: str, names: set[str]) -> bool:
+        data = self.sources[facts.path]
+        return any(re.search(rb"\." + re.escape(n.encode()) + rb"\b", data) for n in names)
+
+    def _importers(
+        self, moved_by_module: dict[str, set[str]], keep: dict[str, set[str]]
+    ) -> set[str]:
+        found = set()
+        for facts in self.index.files.values():
+            for fact in facts.imports:
+                target = self.index.modules.get(fact.target)
+                if (
+                    target is not None
+                    and target.module in moved_by_module
+                    and set(fact.names) & moved_by_module[target.module]
+                    and self.writable(facts.path)
+                    and fact.kind != "type_checking"
+                ):
+                    found.add(facts.path)
+        return found
+
+    def _check_strings(self) -> None:
+        wanted = {f"{module}.{name}" for (module, name) in self.move.names}
+        pattern = re.compile(
+            rb"[\"'](" + b"|".join(re.escape(w.encode()) for w in sorted(wanted)) + rb")[\"']"
+        )
+        for facts in self.index.files.values():
+            data = self.sources[facts.path]
+            match = pattern.search(data)
+            if match:
+                line = data.count(b"\n", 0, match.start()) + 1
+                raise Refusal(
+                    f"{facts.path}:{line} names {match.group(1).decode()} in a string "
+                    "(mock.patch or similar), which would stop working"
+                )
+
+    # -- editing the sources and importers
+    def _edit(
+        self,
+        path: str,
+        moved_by_module: dict[str, set[str]],
+        keep: dict[str, set[str]],
+        target_module: str,
+    ) -> cst.Module:
+        facts = self.index.files[path]
+        before = self._tree(path)
+        module = facts.module
+        removed_positions = {p for (m, p) in self.move.statements if m == module}
+        body: list[cst.BaseStatement] = []
+        carried: Optional[list[cst.EmptyLine]] = None
+        for position, statement in enumerate(before.body):
+            if position in removed_positions:
+                if carried is None:
+                    carried = [line for line in statement.leading_lines if line.comment is None][:2]
+                continue
+            if carried is not None and body:
+                comments = [line for line in statement.leading_lines if line.comment is not None]
+                blank = max(len(carried), len(statement.leading_lines) - len(comments))
+                statement = statement.with_changes(
+                    leading_lines=[cst.EmptyLine()] * min(blank, 2) + comments
+                    if not comments
+                    else list(statement.leading_lines)
+                )
+            carried = None
+            body.append(statement)
+        tree = before.with_changes(body=body)
+        relative_style = uses_relative_imports(before)
+        retarget = _Retarget(self.index, facts, moved_by_module, target_module)
+        tree = tree.visit(retarget)
+        first_party = self.index.top_level_packages()
+        needed = sorted(keep.get(module, set()))
+        source = self._source_for(facts, target_module, relative_style)
+        for added_source, name in [*retarget.added, *((source, name) for name in needed)]:
+            tree = add_from_import(tree, added_source, name, first_party)
+        if removed_positions:
+            exported = self.index.names_imported_from(module)
+            if exported is not None:
+                kept = frozenset(exported) | frozenset(facts.all_names or ()) | frozenset(needed)
+                tree = remove_imports_made_unused(before, tree, kept)
+        return tree
+
+    def _source_for(self, facts: FileFacts, target_module: str, relative_style: bool) -> str:
+        if relative_style:
+            relative = relative_source(facts.module, facts.is_package, target_module)
+            if relative is not None:
+                return relative
+        return target_module
+
+    # -- the new module
+    def _new_module(
+        self,
+        target_module: str,
+        target_path: str,
+        moved_by_module: dict[str, set[str]],
+        all_moved: set[str],
+    ) -> bytes:
+        existing_facts = self.index.modules.get(target_module)
+        is_package = existing_facts.is_package if existing_facts else False
+        if existing_facts is not None:
+            tree = self._tree(existing_facts.path)
+            taken = (
+                set(existing_facts.bindings)
+                | set(existing_facts.functions)
+                | set(existing_facts.classes)
+            )
+            clash = sorted(name for name in all_moved | set(self.move.imports) if name in taken)
+            if clash:
+                raise Refusal(f"{existing_facts.path} already defines {clash[0]}")
+            tree = tree.visit(_DropImportsOf(self.index, existing_facts, moved_by_module))
+        else:
+            tree = cst.parse_module("")
+        clash = sorted(set(self.move.imports) & all_moved)
+        if clash:
+            raise Refusal(f"{clash[0]} is both moved and imported")
+        relative_style = any(binding.relative for binding in self.move.imports.values()) and (
+            existing_facts is None or uses_relative_imports(tree)
+        )
+        first_party = self.index.top_level_packages()
+        for name, binding in sorted(self.move.imports.items()):
+            if binding.original is None:
+                if existing_facts is None or name not in existing_facts.bindings:
+                    asname = None if binding.name == binding.module.split(".")[0] else name
+                    tree = add_import(tree, binding.module, asname, first_party)
+                continue
+            source = binding.module
+            if relative_style and binding.relative:
+                relative = relative_source(target_module, is_package, source)
+                source = relative or source
+            if binding.name == binding.original:
+                tree = add_from_import(tree, source, binding.original, first_party)
+            else:
+                tree = _add_aliased(tree, source, binding.original, binding.name)
+        statements = self._ordered(moved_by_module)
+        code = tree.code
+        if "annotations" in self.move.future and "from __future__ import annotations" not in code:
+            code = (
+                "from __future__ import annotations\n\n" + code
+                if code.strip()
+                else ("from __future__ import annotations\n")
+            )
+        result = code.rstrip("\n")
+        only_imports = existing_facts is None
+        previous_is_definition = False
+        for statement in statements:
+            is_definition = isinstance(statement, (cst.FunctionDef, cst.ClassDef))
+            if result:
+                # as isort and PEP 8 space them: two blank lines around definitions and after
+                # existing code, one after the imports or between plain statements
+                apart = is_definition or previous_is_definition or not only_imports
+                result += "\n" * (3 if apart else 2)
+            result += _statement_code(statement)
+            only_imports = True
+            previous_is_definition = is_definition
+        return (result + "\n").encode("utf-8")
+
+    def _ordered(
+        self, moved_by_module: dict[str, set[str]]
+    ) -> list[Union[cst.SimpleStatementLine, cst.BaseCompoundStatement]]:
+        """The moved statements, each after every moved statement it needs at definition time."""
+        keys = sorted(
+            self.move.statements, key=lambda key: (sorted(self.cycle).index(key[0]), key[1])
+        )
+        provider: dict[str, tuple[str, int]] = {}
+        for key in keys:
+            for name in self.move.statements[key]:
+                provider[name] = key
+        needs: dict[tuple[str, int], set[tuple[str, int]]] = {}
+        for key in keys:
+            module, position = key
+            statement = self.analysis(module).statements[position]
+            needs[key] = {
+                provider[name]
+                for name in statement.definition_uses
+                if name in provider and provider[name] != key
+            }
+            for name in statement.definition_uses:
+                binding = self.analysis(module).imports.get(name)
+                if binding is not None and binding.original in provider:
+                    needs[key].add(provider[binding.original])
+        ordered: list[tuple[str, int]] = []
+        done: set[tuple[str, int]] = set()
+        while len(ordered) < len(keys):
+            ready = [k for k in keys if k not in done and needs[k] <= done]
+            if not ready:
+                raise Refusal("the moved definitions need each other at definition time")
+            ordered.append(ready[0])
+            done.add(ready[0])
+        return [self.analysis(m).statements[p].node for m, p in ordered]
+
+    # -- verification
+    def _verify(self, files: dict[str, bytes], target_module: str, target_path: str) -> None:
+        new_facts: dict[str, FileFacts] = {}
+        for path, data in files.items():
+            text = data.decode("utf-8")
+            try:
+                tree = ast.parse(text, filename=path)
+                cst_tree = cst.parse_module(data)
+            except (SyntaxError, cst.ParserSyntaxError) as error:
+                raise Refusal(f"the edited {path} would not parse: {error}") from None
+            old = self.index.files.get(path)
+            module = old.module if old else target_module
+            is_package = old.is_package if old else False
+            new_facts[path] = extract_facts(path, module, is_package, tree, text)
+            after = analyse(module, is_package, cst_tree).unresolved
+            before: set[str] = set()
+            if old is not None:
+                before = analyse(module, is_package, self._tree(path)).unresolved
+            missing = sorted(after - before)
+            if missing:
+                raise Refusal(f"the edited {path} would read {missing[0]}, which nothing defines")
+        files_after = [new_facts.get(path, facts) for path, facts in self.index.files.items()]
+        files_after += [facts for path, facts in new_facts.items() if path not in self.index.files]
+        after_index = ProjectIndex(files_after, self.index.module_aliases)
+        for cycle in after_index.import_cycles():
+            if target_module in cycle:
+                raise Refusal(
+                    f"{target_path} would be in an import cycle with {', '.join(m for m in cycle if m != target_module)}"
+                )
+            left = set(cycle) & self.cycle
+            if len(left) > 1:
+                edges = ExtractSharedDependencies(after_index, self.settings, {})._edges(
+                    sorted(cycle), frozenset({"eager"})
+                )
+                # lines of the edited files would not match the source the user reads
+                through = "; ".join(edge.describe(with_line=False) for edge in edges[:3])
+                raise Refusal(f"the cycle would remain through other imports: {through}")
+
+
+# ---- helpers for libcst edits ---------------------------------------------------------------------
+def _statement_code(statement: Union[cst.SimpleStatementLine, cst.BaseCompoundStatement]) -> str:
+    comments = [line for line in statement.leading_lines if line.comment is not None]
+    node = statement.with_changes(leading_lines=comments)
+    return cst.Module(body=[node]).code.rstrip("\n")
+
+
+def _absolute(facts: FileFacts, node: cst.ImportFrom) -> Optional[str]:
+    from depfix.facts import resolve_relative
+    from depfix.imports import dotted
+
+    source = dotted(node.module) if node.module is not None else None
+    if node.module is not None and source is None:
+        return None
+    return resolve_relative(facts.module, facts.is_package, len(node.relative), source)
+
+
+def _import_from(source: str, aliases: list[cst.ImportAlias]) -> cst.ImportFrom:
+    dots = len(source) - len(source.lstrip("."))
+    target = source[dots:]
+    module: Optional[cst.BaseExpression] = cst.parse_expression(target) if target else None
+    assert module is None or isinstance(module, (cst.Name, cst.Attribute))
+    cleaned = [alias.with_changes(comma=cst.MaybeSentinel.DEFAULT) for alias in aliases]
+    return cst.ImportFrom(module=module, relative=[cst.Dot()] * dots, names=cleaned)
+
+
+class _Retarget(cst.CSTTransformer):
+    """Point `from <source> import moved` statements at the new module.
+
+    A top-level import loses the moved names, which `added` lists for the caller to import where
+    isort would put them; an import inside a function (or one with aliases or comments) is split in
+    place.
+    """
+
+    def __init__(
+        self,
+        index: ProjectIndex,
+        facts: FileFacts,
+        moved_by_module: dict[str, set[str]],
+        target_module: str,
+    ) -> None:
+        super().__init__()
+        self.index = index
+        self.facts = facts
+        self.moved = moved_by_module
+        self.target_module = target_module
+        self.depth = 0
+        self.added: list[tuple[str, str]] = []
+        """(source, name) imports the caller adds at the top level."""
+
+    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+        self.depth += 1
+
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        self.depth -= 1
+        return updated_node
+
+    def leave_If(self, original_node: cst.If, updated_node: cst.If) -> cst.If:
+        # `if TYPE_CHECKING:` imports are left alone: the source keeps a re-export for them
+        return updated_node
+
+    def _source(self, small: cst.ImportFrom) -> str:
+        if small.relative:
+            relative = relative_source(self.facts.module, self.facts.is_package, self.target_module)
+            if relative is not None:
+                return relative
+        return self.target_module
+
+    def leave_SimpleStatementLine(
+        self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
+    ) -> Union[cst.BaseStatement, cst.FlattenSentinel[cst.BaseStatement], cst.RemovalSentinel]:
+        if len(updated_node.body) != 1:
+            return updated_node
+        small = updated_node.body[0]
+        if not isinstance(small, cst.ImportFrom) or isinstance(small.names, cst.ImportStar):
+            return updated_node
+        absolute = _absolute(self.facts, small)
+        target = self.index.modules.get(absolute) if absolute else None
+        if target is None or target.module not in self.moved:
+            return updated_node
+        names = self.moved[target.module]
+        moving = [a for a in small.names if isinstance(a.name, cst.Name) and a.name.value in names]
+        if not moving:
+            return updated_node
+        staying = [a for a in small.names if a not in moving]
+        source = self._source(small)
+        new_import = _import_from(source, moving)
+        if not staying:
+            plain = all(alias.asname is None for alias in moving)
+            comments = any(line.comment for line in updated_node.leading_lines)
+            if self.depth == 0 and plain and not comments:
+                self.added.extend((source, alias.evaluated_name) for alias in moving)
+                return cst.RemoveFromParent()
+            return updated_node.with_changes(body=[new_import])
+        kept = list(staying)
+        kept[-1] = kept[-1].with_changes(comma=small.names[-1].comma)
+        remaining = updated_node.with_changes(body=[small.with_changes(names=kept)])
+        if self.depth == 0 and all(alias.asname is None for alias in moving):
+            self.added.extend((source, alias.evaluated_name) for alias in moving)
+            return remaining
+        return cst.FlattenSentinel([remaining, cst.SimpleStatementLine(body=[new_import])])
+
+
+class _DropImportsOf(cst.CSTTransformer):
+    """In the module receiving the moved code: drop its imports of the moved names."""
+
+    def __init__(
+        self, index: ProjectIndex, facts: FileFacts, moved_by_module: dict[str, set[str]]
+    ) -> None:
+        super().__init__()
+        self.index = index
+        self.facts = facts
+        self.moved = moved_by_module
+
+    def leave_SimpleStatementLine(
+        self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
+    ) -> cst.BaseStatement | cst.RemovalSentinel:
+        if len(updated_node.body) != 1:
+            return updated_node
+        small = updated_node.body[0]
+        if not isinstance(small, cst.ImportFrom) or isinstance(small.names, cst.ImportStar):
+            return updated_node
+        absolute = _absolute(self.facts, small)
+        target = self.index.modules.get(absolute) if absolute else None
+        if target is None or target.module not in self.moved:
+            return updated_node
+        staying = [
+            a.with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            for a in small.names
+            if not (isinstance(a.name, cst.Name) and a.name.value in self.moved[target.module])
+        ]
+        if not staying:
+            return cst.RemoveFromParent()
+        return updated_node.with_changes(body=[small.with_changes(names=staying)])
+
+
+def _add_aliased(tree: cst.Module, source: str, original: str, name: str) -> cst.Module:
+    statement = cst.parse_statement(f"from {source} import {original} as {name}\n")
+    return _insert_import(tree, statement)
+
+
+def _insert_import(
+    tree: cst.Module, statement: Union[cst.SimpleStatementLine, cst.BaseCompoundStatement]
+) -> cst.Module:
+    body = list(tree.body)
+    position = 0
+    for index, node in enumerate(body):
+        if isinstance(node, cst.SimpleStatementLine) and all(
+            isinstance(small, (cst.Import, cst.ImportFrom)) for small in node.body
+        ):
+            position = index + 1
+    body.insert(position, statement)
+    return tree.with_changes(body=body)

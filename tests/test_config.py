@@ -1,0 +1,265 @@
+"""Configuration through the real entry point (`depfix.cli.main`): `depfix config` prints the merged
+settings with the origin of each value; every `[tool.depfix]` key of SPEC is read, validated loudly
+(exit 2, one line naming the key) and acts on a run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from depfix.cli import main
+from depfix.config import KEYS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+PROJECT = (
+    '[project]\nname = "shop"\nrequires-python = ">=3.10"\ndependencies = ["fastapi>=0.112.2"]\n'
+)
+SPEC_KEYS = (
+    "select",
+    "ignore",
+    "exclude",
+    "target-version",
+    "dependencies-module",
+    "alias-min-uses",
+    "unsafe",
+    "yield-commit",
+)
+
+
+def depfix(
+    root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
+) -> tuple[int, str, str]:
+    monkeypatch.chdir(root)
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def config_json(
+    root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
+) -> dict[str, Any]:
+    code, out, err = depfix(root, capsys, monkeypatch, "config", "--format", "json", *args)
+    assert code == 0, err
+    document: dict[str, Any] = json.loads(out)
+    return document
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def test_every_spec_key_is_known() -> None:
+    assert KEYS == SPEC_KEYS
+
+
+def test_defaults_and_project_facts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write(tmp_path, {"pyproject.toml": PROJECT})
+    document = config_json(root, capsys, monkeypatch)
+    assert document["settings"] == {
+        "select": ["ALL"],
+        "ignore": [],
+        "exclude": [],
+        "target-version": "py310",
+        "dependencies-module": None,
+        "alias-min-uses": 2,
+        "unsafe": False,
+        "yield-commit": False,
+    }
+    assert document["fastapi_version"] == "0.112.2"
+    origins = document["origins"]
+    assert origins["target-version"] == f"requires-python in {root / 'pyproject.toml'}"
+    assert origins["fastapi-version"] == f"{root / 'pyproject.toml'} [project] dependencies"
+    assert {key for key, origin in origins.items() if origin == "default"} == set(KEYS) - {
+        "target-version"
+    }
+
+
+def test_fastapi_version_from_requirements_txt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write(
+        tmp_path,
+        {
+            "pyproject.toml": '[project]\nname = "x"\n',
+            "requirements.txt": "uvicorn\nfastapi[standard]==0.99.1  # pinned\n",
+        },
+    )
+    document = config_json(root, capsys, monkeypatch)
+    assert document["fastapi_version"] == "0.99.1"
+    assert document["origins"]["fastapi-version"] == str(root / "requirements.txt")
+    assert document["settings"]["target-version"] == "py39"  # nothing says otherwise
+
+
+def test_every_key_from_pyproject_then_flags_win(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = (
+        "[tool.depfix]\n"
+        'select = ["DF00"]\nignore = ["DF007"]\nexclude = ["migrations/", "*_pb2.py"]\n'
+        'target-version = "py311"\ndependencies-module = "app.shared"\nalias-min-uses = 3\n'
+        "unsafe = true\nyield-commit = true\n"
+    )
+    root = write(tmp_path, {"pyproject.toml": PROJECT + table})
+    document = config_json(root, capsys, monkeypatch)
+    assert document["settings"] == {
+        "select": ["DF00"],
+        "ignore": ["DF007"],
+        "exclude": ["migrations/", "*_pb2.py"],
+        "target-version": "py311",
+        "dependencies-module": "app.shared",
+        "alias-min-uses": 3,
+        "unsafe": True,
+        "yield-commit": True,
+    }
+    where = f"{root / 'pyproject.toml'} [tool.depfix]"
+    assert all(document["origins"][key] == where for key in KEYS)
+    flagged = config_json(
+        root, capsys, monkeypatch, "--select", "DF005,DF006", "--target-version", "py312"
+    )
+    assert flagged["settings"]["select"] == ["DF005", "DF006"]
+    assert flagged["settings"]["target-version"] == "py312"
+    assert flagged["origins"]["select"] == "--select"
+    assert flagged["origins"]["target-version"] == "--target-version"
+    assert flagged["origins"]["ignore"] == where
+
+
+def test_toml_output_is_valid_and_round_trips_through_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = '[tool.depfix]\nignore = ["DF01"]\nexclude = ["a \\"b\\"/"]\nyield-commit = true\n'
+    root = write(tmp_path, {"pyproject.toml": PROJECT + table})
+    code, out, err = depfix(root, capsys, monkeypatch, "config", "--select", "DF002")
+    assert code == 0, err
+    assert 'select = ["DF002"]  # --select\n' in out
+    assert f"# {root / 'pyproject.toml'} [tool.depfix]" in out
+    assert "# FastAPI version: 0.112.2" in out
+    parsed = tomllib.loads(out)["tool"]["depfix"]
+    assert parsed["exclude"] == ['a "b"/']
+    # the printed table, used as a --config file, gives the same settings
+    (root / "printed.toml").write_text(out)
+    again = config_json(root, capsys, monkeypatch, "--config", "printed.toml")
+    first = config_json(root, capsys, monkeypatch, "--select", "DF002")
+    assert again["settings"] == first["settings"]
+    assert again["config_file"] == "printed.toml"
+
+
+def test_config_file_keeps_the_project_facts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write(
+        tmp_path,
+        {
+            "pyproject.toml": PROJECT + '[tool.depfix]\nselect = ["DF001"]\n',
+            "ci/depfix.toml": 'select = ["DF006"]\n',  # a bare table
+        },
+    )
+    document = config_json(root, capsys, monkeypatch, "--config", "ci/depfix.toml")
+    assert document["settings"]["select"] == ["DF006"]  # the pyproject table is not read
+    assert document["settings"]["target-version"] == "py310"  # its project facts are
+    assert document["fastapi_version"] == "0.112.2"
+
+
+BAD_VALUES = {
+    "select": ('select = ["E501"]', "select"),
+    "select-not-list": ("select = 5", "select"),
+    "select-unknown-rule": ('select = ["DF999"]', "DF999"),
+    "ignore": ("ignore = [1, 2]", "ignore"),
+    "exclude": ('exclude = "migrations/"', "exclude"),
+    "target-version": ('target-version = "py27"', "py27"),
+    "target-version-type": ("target-version = 3.11", "target-version"),
+    "dependencies-module": ('dependencies-module = "app/my-deps.py"', "dependencies-module"),
+    "dependencies-module-type": ("dependencies-module = 1", "dependencies-module"),
+    "alias-min-uses": ("alias-min-uses = 1", "alias-min-uses"),
+    "alias-min-uses-type": ("alias-min-uses = true", "alias-min-uses"),
+    "unsafe": ('unsafe = "yes"', "unsafe"),
+    "yield-commit": ("yield-commit = 1", "yield-commit"),
+    "unknown-key": ("yield_commit = true", "yield_commit"),
+    "not-a-table": ("", "[tool.depfix] must be a table"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_VALUES))
+@pytest.mark.parametrize("command", ["config", "check", "apply"])
+def test_bad_values_exit_2_naming_the_key(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+    command: str,
+) -> None:
+    line, named = BAD_VALUES[case]
+    table = '[tool]\ndepfix = "x"\n' if case == "not-a-table" else f"[tool.depfix]\n{line}\n"
+    app = "from fastapi import Depends\n\ndef f(x=Depends(g())): ...\n"
+    root = write(tmp_path, {"pyproject.toml": PROJECT + table, "app.py": app})
+    code, out, err = depfix(root, capsys, monkeypatch, command)
+    assert code == 2, err
+    assert out == ""
+    assert len(err.splitlines()) == 1 and err.startswith("depfix: error: "), err
+    assert named in err
+    assert (root / "app.py").read_text() == app
+
+
+def test_config_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write(tmp_path, {"pyproject.toml": PROJECT})
+    for args in (["--format", "yaml"], ["--select", "DF9"], ["missing/"], ["--config", "no.toml"]):
+        code, out, err = depfix(root, capsys, monkeypatch, "config", *args)
+        assert code == 2 and out == "" and len(err.splitlines()) == 1, (args, err)
+
+
+# ---- the keys act on a run (the others are covered by fixtures and test_discovery) --------------
+UNSAFE_APP = (
+    "from fastapi import Depends, FastAPI\n\napp = FastAPI()\n\n\n"
+    "def get_settings(prefix: str = 'x'):\n    yield prefix\n\n\n"
+    '@app.get("/")\ndef read(s=Depends(get_settings())):\n    return s\n'
+)
+
+
+def test_unsafe_key_applies_unsafe_fixes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = write(tmp_path / "plain", {"pyproject.toml": PROJECT, "app.py": UNSAFE_APP})
+    unsafe = write(
+        tmp_path / "unsafe",
+        {"pyproject.toml": PROJECT + "[tool.depfix]\nunsafe = true\n", "app.py": UNSAFE_APP},
+    )
+    depfix(plain, capsys, monkeypatch, "apply", "--select", "DF005")
+    depfix(unsafe, capsys, monkeypatch, "apply", "--select", "DF005")
+    assert (plain / "app.py").read_text() == UNSAFE_APP
+    assert (unsafe / "app.py").read_text() == UNSAFE_APP.replace(
+        "Depends(get_settings())", "Depends(get_settings)"
+    )
+
+
+def test_dependencies_module_key_places_the_shared_alias(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "shop"
+    shutil.copytree(FIXTURES / "DF007" / "shared_across_modules" / "before", root)
+    (root / "app" / "shared.py").write_text('"""Shared dependencies."""\n')
+    pyproject = (root / "pyproject.toml").read_text()
+    (root / "pyproject.toml").write_text(
+        pyproject + '\n[tool.depfix]\nselect = ["DF007"]\ndependencies-module = "app.shared"\n'
+    )
+    code, _, err = depfix(root, capsys, monkeypatch, "apply")
+    assert code == 1, err
+    assert "SessionDep = Annotated[" in (root / "app" / "shared.py").read_text()
+    assert not (root / "app" / "dependencies.py").exists()
+    assert "from app.shared import SessionDep" in (root / "app/routers/items.py").read_text()
