@@ -69,7 +69,8 @@ class Clone:
         return subject, body.strip("\n").splitlines()
 
     def changed(self, revision: str) -> set[str]:
-        return set(git(self.work, "diff", "--name-only", f"{revision}~1", revision).split())
+        names = git(self.work, "diff", "--name-only", "-z", f"{revision}~1", revision)
+        return set(names.split("\0")) - {""}
 
     def status(self) -> set[str]:
         return set(git(self.work, "status", "--porcelain", "--untracked-files=all").splitlines())
@@ -506,3 +507,28 @@ def test_readme_workflow_uses_the_action_as_it_is() -> None:
     assert checkout["with"]["ref"] == "${{ github.head_ref }}"
     assert bot["uses"].split("@")[0].endswith("/depfix")
     assert set(bot["with"]) <= set(ACTION["inputs"])
+
+
+def test_commit_takes_file_names_literally(tmp_path: Path) -> None:
+    # glob characters and spaces: a pathspec read as a pattern would also take `app1.py`
+    clone = make_clone(
+        tmp_path, {"pyproject.toml": PYPROJECT, "app[1] *.py": APP, "app1.py": CLEAN}
+    )
+    write_tree(clone.work, {"app1.py": CLEAN + "# a local edit\n"})
+    run = run_depfix(clone.work, "apply", "--commit", "--push", "app[1] *.py")
+    assert run.code == 1, run
+    assert clone.changed(clone.remote_head()) == {"app[1] *.py"}
+    assert clone.status() == {" M app1.py"}
+
+
+def test_push_follows_the_upstream(tmp_path: Path) -> None:
+    clone = simple_clone(tmp_path)
+    fork = tmp_path / "fork.git"
+    git(tmp_path, "init", "--quiet", "--bare", str(fork))
+    git(clone.work, "remote", "add", "fork", str(fork))
+    git(clone.work, "push", "--quiet", "--set-upstream", "fork", "main:feature")
+    run = run_depfix(clone.work, "apply", "--commit", "--push")
+    assert run.code == 1, run
+    assert git(fork, "rev-parse", "refs/heads/feature").strip() == clone.head() != clone.initial
+    assert clone.remote_head() == clone.initial  # origin is not the upstream
+    assert "pushed it to fork feature" in run.err
