@@ -44,9 +44,12 @@ After:
     # app/routers/users.py
     from app.dependencies import get_current_user
 
-Only cycles of eager imports can fail (function-local and `if TYPE_CHECKING:` imports cannot); a cycle
-that exists only through them is reported as a note. A cycle is changed only when it is caused by
-dependencies: a `Depends`/`Security` target defined in one member and imported by another. The move
+Only imports that take names from a module that is still running can fail: `from x import name` at
+module level. `import pkg.x`, `from pkg import submodule`, function-local and `if TYPE_CHECKING:` imports
+cannot, so they form no cycle here. A cycle is reported as a problem, and changed, only when it is
+caused by dependencies: a `Depends`/`Security` target defined in one member and imported by another.
+Other cycles (often harmless thanks to the order the modules run in) and cycles that exist only through
+lazy imports are shown as notes, which set no exit code. The move
 takes those dependencies and everything they need that is defined inside the cycle (helpers, security
 schemes, other module-level values), ordered so that each name is defined before it is needed; the
 imports they need from outside the cycle are copied as real imports (FastAPI evaluates annotations at
@@ -74,7 +77,7 @@ import libcst as cst
 
 from codemods._module_analysis import ImportBinding, ModuleAnalysis, analyse
 from depfix.config import Settings
-from depfix.facts import FileFacts, extract_facts
+from depfix.facts import FileFacts, ImportFact, extract_facts
 from depfix.imports import (
     add_from_import,
     add_import,
@@ -87,6 +90,7 @@ from depfix.rules import SAFE, Changeset, ProjectFinding, ProjectRule, Span, reg
 from depfix.values import Name
 
 ALL_IMPORTS = frozenset({"eager", "local", "type_checking"})
+EAGER_ONLY = frozenset({"eager"})
 
 
 class Refusal(Exception):
@@ -135,17 +139,13 @@ class ExtractSharedDependencies(ProjectRule):
     FIX = SAFE
 
     def plan(self) -> Iterable[ProjectFinding]:
-        cycles = [cycle for cycle in self.index.import_cycles() if len(cycle) > 1]
-        for cycle in cycles:
+        eager = name_import_cycles(self.index, EAGER_ONLY)
+        for cycle in eager:
             yield self._plan_cycle(cycle)
-        eager = [set(cycle) for cycle in cycles]
-        lazy_graph = self.index.import_graph(ALL_IMPORTS)
-        for component in sorted(sorted(c) for c in strongly_connected(lazy_graph) if len(c) > 1):
-            if any(set(component) <= cycle for cycle in eager):
+        for component in name_import_cycles(self.index, ALL_IMPORTS):
+            if any(set(component) <= set(cycle) for cycle in eager):
                 continue
-            edges = self._edges(component, ALL_IMPORTS)
-            if not edges:
-                continue
+            edges = cycle_edges(self.index, component, ALL_IMPORTS)
             yield ProjectFinding(
                 self.CODE,
                 edges[0].path,
@@ -156,37 +156,12 @@ class ExtractSharedDependencies(ProjectRule):
                 info=True,
             )
 
-    # ---- the cycle -------------------------------------------------------------------------------
-    def _edges(self, cycle: list[str], kinds: frozenset[str]) -> list[Edge]:
-        members = set(cycle)
-        edges = []
-        for module in cycle:
-            facts = self.index.modules[module]
-            for fact in facts.imports:
-                if fact.kind not in kinds:
-                    continue
-                target = self.index.modules.get(fact.target)
-                names = tuple(
-                    n for n in fact.names if f"{fact.target}.{n}" not in self.index.modules
-                )
-                if target is not None and target.module in members and target.module != module:
-                    edges.append(Edge(facts.path, fact.line, module, target.module, names))
-                for name in fact.names:
-                    submodule = self.index.modules.get(f"{fact.target}.{name}")
-                    if (
-                        submodule is not None
-                        and submodule.module in members
-                        and submodule.module != module
-                    ):
-                        edges.append(Edge(facts.path, fact.line, module, submodule.module, ()))
-        return sorted(set(edges), key=lambda e: (e.path, e.line, e.imported))
-
     @staticmethod
     def _chain(cycle: list[str]) -> str:
         return " <-> ".join(cycle) if len(cycle) == 2 else ", ".join(cycle)
 
     def _plan_cycle(self, cycle: list[str]) -> ProjectFinding:
-        edges = self._edges(cycle, frozenset({"eager"}))
+        edges = cycle_edges(self.index, cycle, EAGER_ONLY)
         first = edges[0] if edges else None
         path = first.path if first else self.index.modules[cycle[0]].path
         line = first.line if first else 1
@@ -194,8 +169,15 @@ class ExtractSharedDependencies(ProjectRule):
         try:
             seeds = self._seeds(cycle, edges)
             if not seeds:
-                raise Refusal(
-                    "no dependency (Depends/Security target) defined in one member is imported by another"
+                # Not the mistake this rule is about, and many such cycles work because of the
+                # order their modules run in: a note, not a diagnostic that fails CI.
+                return ProjectFinding(
+                    self.CODE,
+                    path,
+                    _span(line),
+                    f"{message} (no dependency (Depends/Security target) defined in one member is "
+                    "imported by another: left alone)",
+                    info=True,
                 )
             planner = _Planner(self.index, self.settings, self.sources, cycle, seeds)
             files, target = planner.plan()
@@ -240,6 +222,63 @@ class ExtractSharedDependencies(ProjectRule):
                 if resolved in targets or (facts.module, name) in sites:
                     seeds.add((facts.module, name))
         return sorted(seeds)
+
+
+def _fetches_names(index: ProjectIndex, fact: ImportFact) -> bool:
+    """Whether an import reads names off a project module, which fails while that module is only
+    partly run. `import pkg.mod` and `from pkg import submodule` only need the module object, which
+    Python hands out even half-initialised, so they cannot fail this way."""
+    if fact.star:
+        return True
+    return any(f"{fact.target}.{name}" not in index.modules for name in fact.names)
+
+
+def name_import_graph(index: ProjectIndex, kinds: frozenset[str]) -> dict[str, set[str]]:
+    """Module -> the project modules it takes names from, with imports of the given kinds."""
+    key = f"DF008:graph:{','.join(sorted(kinds))}"
+    cached = index.memo.get(key)
+    if isinstance(cached, dict):
+        return cached
+    graph: dict[str, set[str]] = {}
+    for facts in index.files.values():
+        edges = graph.setdefault(facts.module, set())
+        for fact in facts.imports:
+            target = index.modules.get(fact.target)
+            if (
+                fact.kind in kinds
+                and target is not None
+                and target.module != facts.module
+                and _fetches_names(index, fact)
+            ):
+                edges.add(target.module)
+    index.memo[key] = graph
+    return graph
+
+
+def name_import_cycles(index: ProjectIndex, kinds: frozenset[str]) -> list[list[str]]:
+    """The cycles (strongly connected components of two or more modules), sorted."""
+    graph = name_import_graph(index, kinds)
+    return sorted(sorted(c) for c in strongly_connected(graph) if len(c) > 1)
+
+
+def cycle_edges(index: ProjectIndex, cycle: list[str], kinds: frozenset[str]) -> list[Edge]:
+    """The imports that make up a cycle, with the names they take."""
+    members = set(cycle)
+    edges = []
+    for module in sorted(cycle):
+        facts = index.modules[module]
+        for fact in facts.imports:
+            target = index.modules.get(fact.target)
+            if (
+                fact.kind in kinds
+                and target is not None
+                and target.module in members
+                and target.module != module
+                and _fetches_names(index, fact)
+            ):
+                names = tuple(n for n in fact.names if f"{fact.target}.{n}" not in index.modules)
+                edges.append(Edge(facts.path, fact.line, module, target.module, names or ("*",)))
+    return sorted(set(edges), key=lambda e: (e.path, e.line, e.imported))
 
 
 def _site(index: ProjectIndex, qname: str, depth: int = 0) -> Optional[tuple[str, str]]:
@@ -728,16 +767,14 @@ class _Planner:
         files_after = [new_facts.get(path, facts) for path, facts in self.index.files.items()]
         files_after += [facts for path, facts in new_facts.items() if path not in self.index.files]
         after_index = ProjectIndex(files_after, self.index.module_aliases)
-        for cycle in after_index.import_cycles():
+        for cycle in name_import_cycles(after_index, EAGER_ONLY):
             if target_module in cycle:
                 raise Refusal(
                     f"{target_path} would be in an import cycle with {', '.join(m for m in cycle if m != target_module)}"
                 )
             left = set(cycle) & self.cycle
             if len(left) > 1:
-                edges = ExtractSharedDependencies(after_index, self.settings, {})._edges(
-                    sorted(cycle), frozenset({"eager"})
-                )
+                edges = cycle_edges(after_index, cycle, EAGER_ONLY)
                 # lines of the edited files would not match the source the user reads
                 through = "; ".join(edge.describe(with_line=False) for edge in edges[:3])
                 raise Refusal(f"the cycle would remain through other imports: {through}")

@@ -92,6 +92,37 @@ def test_lazy_cycle_is_a_note_that_sets_no_exit_code(
     assert json.loads(capsys.readouterr().out)["diagnostics"] == []
 
 
+def test_cycle_without_a_dependency_is_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = _project(tmp_path, "cycle_without_dependency")
+    monkeypatch.chdir(project)
+    assert main(["check", ".", "--select", "DF008"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert (
+        "app/prices.py:1:1: note: DF008 import cycle app.prices <-> app.taxes: app/prices.py:1 imports "
+        "tax_rate from app.taxes; app/taxes.py:1 imports DEFAULT_COUNTRY from app.prices (no dependency"
+    ) in captured.err
+
+
+def test_imports_of_module_objects_make_no_cycle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A package that imports its submodules, which import siblings through the package, works."""
+    _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from pkg import a\nfrom pkg.b import VALUE\n",
+            "pkg/a.py": "import pkg.b\n\nfrom pkg import b\n",
+            "pkg/b.py": "from pkg import a\n\nVALUE = 1\n",
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", ".", "--select", "DF008"]) == 0
+    assert "DF008" not in capsys.readouterr().err
+
+
 def test_importer_outside_the_given_paths_keeps_a_re_export(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
