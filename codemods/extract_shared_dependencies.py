@@ -55,7 +55,9 @@ schemes, other module-level values), ordered so that each name is defined before
 imports they need from outside the cycle are copied as real imports (FastAPI evaluates annotations at
 run time). The target is the `dependencies-module` setting, else `dependencies.py` in the application
 package, created or appended to. Every import of a moved name in the project is pointed at it, tests
-included; a source keeps a re-export when the name is in its `__all__`, it is star-imported, or a file
+included (function-local imports in place, relative ones kept relative), and so is every
+`module.name` read through an imported module object (`auth.get_current_user` becomes
+`dependencies.get_current_user`); a source keeps a re-export when the name is in its `__all__`, it is star-imported, or a file
 that cannot be rewritten imports it. The whole change is verified before it is offered: the cycle is
 gone, the new module is in no cycle and no edited file reads a name nothing defines.
 
@@ -77,10 +79,11 @@ import libcst as cst
 
 from codemods._module_analysis import ImportBinding, ModuleAnalysis, analyse
 from depfix.config import Settings
-from depfix.facts import FileFacts, ImportFact, extract_facts
+from depfix.facts import FileFacts, ImportFact, extract_facts, resolve_relative
 from depfix.imports import (
     add_from_import,
     add_import,
+    dotted,
     relative_source,
     remove_imports_made_unused,
     uses_relative_imports,
@@ -104,10 +107,14 @@ class Edge:
     importer: str
     imported: str
     names: tuple[str, ...]
+    attribute: bool = False
+    """`Depends(module.name)` through an imported module object, read when the module runs."""
 
     def describe(self, with_line: bool = True) -> str:
-        what = f"{', '.join(self.names)} from {self.imported}" if self.names else self.imported
         where = f"{self.path}:{self.line}" if with_line else self.path
+        if self.attribute:
+            return f"{where} reads {self.imported}.{self.names[0]} while it runs"
+        what = f"{', '.join(self.names)} from {self.imported}" if self.names else self.imported
         return f"{where} imports {what}"
 
 
@@ -251,8 +258,43 @@ def name_import_graph(index: ProjectIndex, kinds: frozenset[str]) -> dict[str, s
                 and _fetches_names(index, fact)
             ):
                 edges.add(target.module)
+        edges.update(edge.imported for edge in _attribute_edges(index, facts))
     index.memo[key] = graph
     return graph
+
+
+def _attribute_edges(index: ProjectIndex, facts: FileFacts) -> list[Edge]:
+    """`Depends(auth.get_current_user)` evaluated while the module runs, through `import auth`.
+
+    Reading an attribute of a module that is still running fails like `from auth import name`.
+    """
+    edges = []
+    imported = None
+    for ref in facts.dependency_refs:
+        if not isinstance(ref.target, Name) or not _runs_at_import(facts, ref.function):
+            continue
+        module, _, name = ref.target.qname.rpartition(".")
+        target = index.modules.get(module)
+        if target is None or target.module == facts.module:
+            continue
+        if any(
+            fact.target == module and name in fact.names and fact.kind == "eager"
+            for fact in facts.imports
+        ):
+            continue  # a plain `from module import name`: an edge of its own
+        if imported is None:
+            imported = index.imported_modules(facts)
+        if target.module in imported:
+            edges.append(Edge(facts.path, ref.line, facts.module, target.module, (name,), True))
+    return edges
+
+
+def _runs_at_import(facts: FileFacts, function: Optional[str]) -> bool:
+    """Whether code in this function's signature runs when the module runs (not in a factory)."""
+    if function is None:
+        return True
+    parts = function.split(".")
+    return all(".".join(parts[: cut + 1]) in facts.classes for cut in range(len(parts) - 1))
 
 
 def name_import_cycles(index: ProjectIndex, kinds: frozenset[str]) -> list[list[str]]:
@@ -278,6 +320,7 @@ def cycle_edges(index: ProjectIndex, cycle: list[str], kinds: frozenset[str]) ->
             ):
                 names = tuple(n for n in fact.names if f"{fact.target}.{n}" not in index.modules)
                 edges.append(Edge(facts.path, fact.line, module, target.module, names or ("*",)))
+        edges.extend(edge for edge in _attribute_edges(index, facts) if edge.imported in members)
     return sorted(set(edges), key=lambda e: (e.path, e.line, e.imported))
 
 
@@ -537,26 +580,29 @@ class _Planner:
                 if target is None or target.module not in moved_by_module:
                     continue
                 wanted = set(fact.names) & moved_by_module[target.module]
-                if not wanted:
-                    if not fact.names and self._attribute_use(
-                        facts, target.module, moved_by_module[target.module]
-                    ):
-                        keep.setdefault(target.module, set()).update(moved_by_module[target.module])
-                    continue
-                if not self.writable(facts.path) or fact.kind == "type_checking":
+                if wanted and (not self.writable(facts.path) or fact.kind == "type_checking"):
                     keep.setdefault(target.module, set()).update(wanted)
-            for value in facts.bindings.values():
-                if (
-                    isinstance(value, Name)
-                    and value.qname in moved_by_module
-                    and self._attribute_use(facts, value.qname, moved_by_module[value.qname])
-                ):
-                    keep.setdefault(value.qname, set()).update(moved_by_module[value.qname])
+            for module in self._modules_read_as_attributes(facts, moved_by_module):
+                if not self.writable(facts.path):
+                    keep.setdefault(module, set()).update(moved_by_module[module])
         return keep
 
-    def _attribute_use(self, facts: FileFacts, module: str, names: set[str]) -> bool:
+    def _modules_read_as_attributes(
+        self, facts: FileFacts, moved_by_module: dict[str, set[str]]
+    ) -> set[str]:
+        """Source modules whose moved names this file may read as `module.name`."""
+        found = set()
         data = self.sources[facts.path]
-        return any(re.search(rb"\." + re.escape(n.encode()) + rb"\b", data) for n in names)
+        for fact in facts.imports:
+            candidates = [fact.target] if not fact.names else []
+            candidates += [f"{fact.target}.{name}" for name in fact.names]
+            for candidate in candidates:
+                for module, names in moved_by_module.items():
+                    if (module == candidate or module.startswith(candidate + ".")) and any(
+                        re.search(rb"\." + re.escape(n.encode()) + rb"\b", data) for n in names
+                    ):
+                        found.add(module)
+        return found
 
     def _importers(
         self, moved_by_module: dict[str, set[str]], keep: dict[str, set[str]]
@@ -573,22 +619,33 @@ class _Planner:
                     and fact.kind != "type_checking"
                 ):
                     found.add(facts.path)
+            if self.writable(facts.path) and self._modules_read_as_attributes(
+                facts, moved_by_module
+            ):
+                found.add(facts.path)
         return found
 
     def _check_strings(self) -> None:
         wanted = {f"{module}.{name}" for (module, name) in self.move.names}
-        pattern = re.compile(
+        dotted_names = re.compile(
             rb"[\"'](" + b"|".join(re.escape(w.encode()) for w in sorted(wanted)) + rb")[\"']"
+        )
+        names = {name for (_, name) in self.move.names}
+        patched = re.compile(
+            rb"(?:patch\.object|setattr|delattr)\(\s*[\w.]+\s*,\s*[\"']("
+            + b"|".join(re.escape(n.encode()) for n in sorted(names))
+            + rb")[\"']"
         )
         for facts in self.index.files.values():
             data = self.sources[facts.path]
-            match = pattern.search(data)
-            if match:
-                line = data.count(b"\n", 0, match.start()) + 1
-                raise Refusal(
-                    f"{facts.path}:{line} names {match.group(1).decode()} in a string "
-                    "(mock.patch or similar), which would stop working"
-                )
+            for pattern in (dotted_names, patched):
+                match = pattern.search(data)
+                if match:
+                    line = data.count(b"\n", 0, match.start()) + 1
+                    raise Refusal(
+                        f"{facts.path}:{line} names {match.group(1).decode()} in a string "
+                        "(mock.patch or similar), which would stop working"
+                    )
 
     # -- editing the sources and importers
     def _edit(
@@ -624,6 +681,11 @@ class _Planner:
         retarget = _Retarget(self.index, facts, moved_by_module, target_module)
         tree = tree.visit(retarget)
         first_party = self.index.top_level_packages()
+        attributes = _RetargetAttributes(self.index, facts, moved_by_module, target_module)
+        rewritten = tree.visit(attributes)
+        if attributes.changed:
+            tree = self._bind_new_module(facts, rewritten, attributes, target_module, first_party)
+            removed_positions = removed_positions or {-1}  # drop the module imports left unused
         needed = sorted(keep.get(module, set()))
         source = self._source_for(facts, target_module, relative_style)
         for added_source, name in [*retarget.added, *((source, name) for name in needed)]:
@@ -633,6 +695,29 @@ class _Planner:
             if exported is not None:
                 kept = frozenset(exported) | frozenset(facts.all_names or ()) | frozenset(needed)
                 tree = remove_imports_made_unused(before, tree, kept)
+        return tree
+
+    def _bind_new_module(
+        self,
+        facts: FileFacts,
+        tree: cst.Module,
+        attributes: _RetargetAttributes,
+        target_module: str,
+        first_party: frozenset[str],
+    ) -> cst.Module:
+        """Import the new module under the name the rewritten `module.name` reads use."""
+        parent, _, last = target_module.rpartition(".")
+        if attributes.short:
+            taken = _names_in(tree) - {last}
+            bound = facts.bindings.get(last)
+            if (bound is not None and bound != Name(target_module)) or last in taken:
+                raise Refusal(f"{facts.path} already uses the name {last}")
+            if parent:
+                tree = add_from_import(tree, parent, last, first_party)
+            else:
+                tree = add_import(tree, last, None, first_party)
+        if attributes.full:
+            tree = add_import(tree, target_module, None, first_party)
         return tree
 
     def _source_for(self, facts: FileFacts, target_module: str, relative_style: bool) -> str:
@@ -788,9 +873,6 @@ def _statement_code(statement: Union[cst.SimpleStatementLine, cst.BaseCompoundSt
 
 
 def _absolute(facts: FileFacts, node: cst.ImportFrom) -> Optional[str]:
-    from depfix.facts import resolve_relative
-    from depfix.imports import dotted
-
     source = dotted(node.module) if node.module is not None else None
     if node.module is not None and source is None:
         return None
@@ -883,6 +965,80 @@ class _Retarget(cst.CSTTransformer):
             self.added.extend((source, alias.evaluated_name) for alias in moving)
             return remaining
         return cst.FlattenSentinel([remaining, cst.SimpleStatementLine(body=[new_import])])
+
+
+class _RetargetAttributes(cst.CSTTransformer):
+    """`auth.get_current_user` -> `dependencies.get_current_user` for moved names read through an
+    imported module object; `app.routers.auth.x` -> `app.dependencies.x` for the dotted form."""
+
+    def __init__(
+        self,
+        index: ProjectIndex,
+        facts: FileFacts,
+        moved_by_module: dict[str, set[str]],
+        target_module: str,
+    ) -> None:
+        super().__init__()
+        self.index = index
+        self.facts = facts
+        self.moved = moved_by_module
+        self.target_module = target_module
+        self.short = False
+        self.full = False
+
+    @property
+    def changed(self) -> bool:
+        return self.short or self.full
+
+    def _module_of(self, node: cst.BaseExpression) -> Optional[str]:
+        written = dotted(node)
+        if written is None:
+            return None
+        head, _, rest = written.partition(".")
+        binding = self.facts.bindings.get(head)
+        if not isinstance(binding, Name) or head in self.facts.rebound:
+            return None
+        qualified = f"{binding.qname}.{rest}" if rest else binding.qname
+        target = self.index.modules.get(qualified)
+        return target.module if target is not None else None
+
+    def leave_Attribute(
+        self, original_node: cst.Attribute, updated_node: cst.Attribute
+    ) -> cst.BaseExpression:
+        module = self._module_of(original_node.value)
+        if module is None or original_node.attr.value not in self.moved.get(module, ()):
+            return updated_node
+        written = dotted(original_node.value) or ""
+        if written == module and "." in module:  # `import app.routers.auth` + full dotted reads
+            self.full = True
+            replacement: cst.BaseExpression = cst.parse_expression(self.target_module)
+        else:
+            self.short = True
+            replacement = cst.Name(self.target_module.rpartition(".")[2])
+        return updated_node.with_changes(value=replacement)
+
+
+def _names_in(tree: cst.Module) -> set[str]:
+    """Every name the module binds or reads (not attribute names or keyword-argument names)."""
+    found: set[str] = set()
+
+    class Collect(cst.CSTVisitor):
+        def visit_Attribute(self, node: cst.Attribute) -> bool:
+            node.value.visit(self)
+            return False
+
+        def visit_Arg(self, node: cst.Arg) -> bool:
+            node.value.visit(self)
+            return False
+
+        def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+            return False
+
+        def visit_Name(self, node: cst.Name) -> None:
+            found.add(node.value)
+
+    tree.visit(Collect())
+    return found
 
 
 class _DropImportsOf(cst.CSTTransformer):
