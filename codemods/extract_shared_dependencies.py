@@ -72,12 +72,12 @@ import ast
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Optional, Union
 
 import libcst as cst
 
 from codemods._module_analysis import ImportBinding, ModuleAnalysis, analyse
+from codemods._placement import new_module_path
 from depfix.config import Settings
 from depfix.facts import FileFacts, ImportFact, extract_facts, resolve_relative
 from depfix.imports import (
@@ -512,17 +512,7 @@ class _Planner:
         existing = self.index.modules.get(module)
         if existing is not None:
             return existing.module, existing.path
-        anchor = self.index.modules[members[0]]
-        anchor_path = PurePosixPath(anchor.path)
-        depth = anchor.module.count(".") + (1 if anchor.is_package else 0)
-        base = (
-            anchor_path.parents[depth] if depth < len(anchor_path.parents) else PurePosixPath(".")
-        )
-        relative = PurePosixPath(*module.split(".")).with_suffix(".py")
-        path = (base / relative).as_posix()
-        if path.startswith("./"):
-            path = path[2:]
-        return module, path
+        return module, new_module_path(module, self.index.modules[members[0]])
 
     # -- the whole changeset
     def plan(self) -> tuple[dict[str, bytes], str]:

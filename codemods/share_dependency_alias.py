@@ -59,6 +59,7 @@ from typing import Optional, Union
 
 import libcst as cst
 
+from codemods._placement import new_module_path
 from codemods._signatures import annotated_unsupported
 from depfix.config import Settings
 from depfix.imports import add_from_import, bound_import
@@ -178,7 +179,8 @@ def _dependencies_module(
         facts = index.modules.get(module)
         if facts is not None:
             return facts.module, facts.path
-        return None
+        anchor = index.file(sites[0].path)
+        return (module, new_module_path(module, anchor)) if anchor is not None else None
     tops = {ref.module.split(".")[0] for ref in sites}
     if len(tops) != 1:
         return None
