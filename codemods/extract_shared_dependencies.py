@@ -89,7 +89,7 @@ from depfix.imports import (
     uses_relative_imports,
 )
 from depfix.index import Class, Function, ProjectIndex, strongly_connected
-from depfix.rules import SAFE, Changeset, ProjectFinding, ProjectRule, Span, register
+from depfix.rules import SAFE, Changeset, ProjectFinding, ProjectRule, Span, register, source_of
 from depfix.values import Name
 
 ALL_IMPORTS = frozenset({"eager", "local", "type_checking"})
@@ -530,6 +530,7 @@ class _Planner:
         all_moved = {name for names in moved_by_module.values() for name in names}
         if len(all_moved) != len(self.move.names):
             raise Refusal("two moved definitions have the same name")
+        self._check_assignments(moved_by_module)
         keep = self._reexports(moved_by_module)
         for module in sorted(moved_by_module):
             facts = self.index.modules[module]
@@ -635,6 +636,23 @@ class _Planner:
                     raise Refusal(
                         f"{facts.path}:{line} names {match.group(1).decode()} in a string "
                         "(mock.patch or similar), which would stop working"
+                    )
+
+    def _check_assignments(self, moved_by_module: dict[str, set[str]]) -> None:
+        """Refuse when a file assigns a moved name through its module (`auth.SECRET = ...`):
+        the moved code would no longer see the value."""
+        for facts in self.index.files.values():
+            data = self.sources[facts.path]
+            for module in sorted(self._modules_read_as_attributes(facts, moved_by_module)):
+                names = b"|".join(re.escape(n.encode()) for n in sorted(moved_by_module[module]))
+                match = re.search(
+                    rb"\.(" + names + rb")\s*(?:[-+*/%|&^@]|//|<<|>>|\*\*)?=(?!=)", data
+                )
+                if match:
+                    line = data.count(b"\n", 0, match.start()) + 1
+                    raise Refusal(
+                        f"{facts.path}:{line} assigns {match.group(1).decode()} of {module}, "
+                        "which the moved code would no longer see"
                     )
 
     # -- editing the sources and importers
@@ -869,13 +887,28 @@ def _absolute(facts: FileFacts, node: cst.ImportFrom) -> Optional[str]:
     return resolve_relative(facts.module, facts.is_package, len(node.relative), source)
 
 
-def _import_from(source: str, aliases: list[cst.ImportAlias]) -> cst.ImportFrom:
+def _source_parts(source: str) -> tuple[Optional[Union[cst.Name, cst.Attribute]], list[cst.Dot]]:
     dots = len(source) - len(source.lstrip("."))
     target = source[dots:]
-    module: Optional[cst.BaseExpression] = cst.parse_expression(target) if target else None
+    module = cst.parse_expression(target) if target else None
     assert module is None or isinstance(module, (cst.Name, cst.Attribute))
-    cleaned = [alias.with_changes(comma=cst.MaybeSentinel.DEFAULT) for alias in aliases]
-    return cst.ImportFrom(module=module, relative=[cst.Dot()] * dots, names=cleaned)
+    return module, [cst.Dot()] * dots
+
+
+def _import_from(source: str, aliases: list[cst.ImportAlias], parens: bool) -> cst.ImportFrom:
+    """`from source import aliases`, each alias keeping its layout and comments."""
+    module, relative = _source_parts(source)
+    names = list(aliases)
+    names[-1] = names[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+    if parens and len(names) > 1:
+        return cst.ImportFrom(
+            module=module,
+            relative=relative,
+            names=names,
+            lpar=cst.LeftParen(),
+            rpar=cst.RightParen(),
+        )
+    return cst.ImportFrom(module=module, relative=relative, names=names)
 
 
 class _Retarget(cst.CSTTransformer):
@@ -940,20 +973,24 @@ class _Retarget(cst.CSTTransformer):
             return updated_node
         staying = [a for a in small.names if a not in moving]
         source = self._source(small)
-        new_import = _import_from(source, moving)
+        plain = all(alias.asname is None for alias in moving) and not any(
+            "#" in source_of(alias) for alias in moving
+        )
         if not staying:
-            plain = all(alias.asname is None for alias in moving)
-            comments = any(line.comment for line in updated_node.leading_lines)
-            if self.depth == 0 and plain and not comments:
+            if self.depth == 0 and plain and "#" not in source_of(updated_node):
                 self.added.extend((source, alias.evaluated_name) for alias in moving)
                 return cst.RemoveFromParent()
-            return updated_node.with_changes(body=[new_import])
+            module, relative = _source_parts(source)  # in place: layout and comments stay
+            return updated_node.with_changes(
+                body=[small.with_changes(module=module, relative=relative)]
+            )
         kept = list(staying)
         kept[-1] = kept[-1].with_changes(comma=small.names[-1].comma)
         remaining = updated_node.with_changes(body=[small.with_changes(names=kept)])
-        if self.depth == 0 and all(alias.asname is None for alias in moving):
+        if self.depth == 0 and plain:
             self.added.extend((source, alias.evaluated_name) for alias in moving)
             return remaining
+        new_import = _import_from(source, moving, parens=small.lpar is not None)
         return cst.FlattenSentinel([remaining, cst.SimpleStatementLine(body=[new_import])])
 
 

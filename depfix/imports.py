@@ -94,10 +94,20 @@ def _add_to_from_import(small: cst.ImportFrom, name: str) -> cst.ImportFrom:
             position = index
             break
     if position < len(names):
-        # take the place (and separator) of the name it goes before
+        # take the place of the name it goes before, followed by the layout that preceded that
+        # name (without its comment, which stays with the name)
         alias = alias.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-        if small.lpar is not None and isinstance(names[position].comma, cst.Comma):
-            alias = alias.with_changes(comma=names[position].comma)
+        if small.lpar is not None:
+            preceding = (
+                small.lpar.whitespace_after
+                if position == 0
+                else getattr(names[position - 1].comma, "whitespace_after", None)
+            )
+            if isinstance(preceding, cst.ParenthesizedWhitespace):
+                preceding = preceding.with_changes(
+                    first_line=cst.TrailingWhitespace(newline=preceding.first_line.newline)
+                )
+                alias = alias.with_changes(comma=cst.Comma(whitespace_after=preceding))
         names.insert(position, alias)
     else:
         last = names[-1]

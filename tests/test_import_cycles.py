@@ -239,8 +239,58 @@ CYCLE_BASE = {
             },
             "tests/test_auth.py:8 names app.auth.get_user in a string",
         ),
+        (
+            {
+                "tests/conftest.py": _code("""
+                    import app.auth
+
+                    app.auth.get_user = lambda: "test"
+                """)
+            },
+            "tests/conftest.py:3 assigns get_user of app.auth, which the moved code would no longer see",
+        ),
+        (
+            {
+                "app/auth.py": _code("""
+                    from fastapi import APIRouter, Header
+
+                    from app.users import find
+
+                    router = APIRouter()
+
+                    @router.get("/whoami")
+                    def get_user(x_user: str = Header()) -> str:
+                        return find(x_user)
+                """)
+            },
+            "get_user in app/auth.py is a route",
+        ),
+        (
+            {
+                "app/auth.py": _code("""
+                    from fastapi import APIRouter, Header
+
+                    from app.users import find
+
+                    router = APIRouter()
+
+                    def get_user(x_user: str = Header()) -> str:
+                        return find(x_user) + str(router.prefix)
+                """)
+            },
+            "router in app/auth.py is a FastAPI app or router",
+        ),
     ],
-    ids=["control", "cycle-remains", "dunder-name", "rebound", "mock-patch-string"],
+    ids=[
+        "control",
+        "cycle-remains",
+        "dunder-name",
+        "rebound",
+        "mock-patch-string",
+        "module-state-assigned",
+        "route",
+        "router-object",
+    ],
 )
 def test_refusals_say_why(
     tmp_path: Path,

@@ -86,3 +86,27 @@ def test_only_imports_a_change_made_unused_are_removed() -> None:
     )
     kept = remove_imports_made_unused(before, after, frozenset({"os"})).code
     assert "import os\n" in kept
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (
+            "from app.d import (\n    get_user as current,  # under test\n)\n",
+            "from app.d import (\n    a,\n    get_user as current,  # under test\n)\n",
+        ),
+        (
+            "from app.d import (\n    b,  # b\n    c,\n)\n",
+            "from app.d import (\n    a,\n    b,  # b\n    c,\n)\n",
+        ),
+        (
+            "from app.d import (b,\n                   c)\n",
+            "from app.d import (a, b,\n                   c)\n",
+        ),
+    ],
+    ids=["comment-on-the-only-name", "comment-on-the-next-name", "hanging-indent"],
+)
+def test_a_name_added_before_others_keeps_their_comments_and_layout(
+    before: str, after: str
+) -> None:
+    assert add_from_import(cst.parse_module(before), "app.d", "a").code == after
