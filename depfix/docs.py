@@ -21,8 +21,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python < 3.11 only
     import tomli as tomllib
 
-REPOSITORY_URL = "https://github.com/depfix/depfix"
-"""Where the project lives: SARIF's `informationUri`, and the base of each rule's `helpUri`."""
+REPOSITORY_URL: Optional[str] = None
+"""Where the project lives: SARIF's `informationUri`, and the base of each rule's `helpUri`.
+None until the project has a public address; reports then leave both out rather than invent one."""
 DOCS_DIRECTORY = "docs/rules"
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 EXAMPLES_PER_RULE = 2
@@ -31,8 +32,10 @@ GENERATED_NOTE = (
 )
 
 
-def page_url(code: str) -> str:
-    """The address of a rule's documentation page in the repository."""
+def page_url(code: str) -> Optional[str]:
+    """The address of a rule's documentation page in the repository, when it has one."""
+    if REPOSITORY_URL is None:
+        return None
     return f"{REPOSITORY_URL}/blob/main/{DOCS_DIRECTORY}/{code}.md"
 
 

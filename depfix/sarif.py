@@ -149,7 +149,7 @@ def _rule_descriptor(rule: Rule) -> Json:
         "shortDescription": {"text": rule.SUMMARY},
         "fullDescription": {"text": first_paragraph},
         "help": {"text": documentation, "markdown": documentation},
-        "helpUri": page_url(rule.CODE),
+        **({"helpUri": url} if (url := page_url(rule.CODE)) else {}),
         "defaultConfiguration": {"level": "warning"},
         "properties": {"tags": ["fastapi", "dependency-injection"], "fix": rule.FIX},
     }
@@ -258,7 +258,7 @@ def render_sarif(result: RunResult, *, unsafe: bool = False, root: Optional[Path
                 "name": "depfix",
                 "version": __version__,
                 "semanticVersion": __version__,
-                "informationUri": REPOSITORY_URL,
+                **({"informationUri": REPOSITORY_URL} if REPOSITORY_URL else {}),
                 "rules": [_rule_descriptor(rule) for rule in rules],
             }
         },
