@@ -130,6 +130,15 @@ class _Move:
     """Bound name -> the import the new module needs for it (with the importing module's view)."""
     import_owner: dict[str, str] = field(default_factory=dict)
     future: set[str] = field(default_factory=set)
+    unqualify: dict[tuple[str, int], set[str]] = field(default_factory=dict)
+    """Statement -> the module names whose `module.name` reads become plain `name` once moved."""
+
+
+def _some(items: list[str], separator: str, what: str, limit: int = 6) -> str:
+    """The first `limit` items joined, and how many more there are (cycles can span hundreds)."""
+    if len(items) <= limit:
+        return separator.join(items)
+    return separator.join(items[:limit]) + f"{separator}and {len(items) - limit} more {what}"
 
 
 def _span(line: int) -> Span:
@@ -159,20 +168,22 @@ class ExtractSharedDependencies(ProjectRule):
                 _span(edges[0].line),
                 f"import cycle {self._chain(component)} only through function-local or "
                 f"TYPE_CHECKING imports, which cannot fail at import time: "
-                + "; ".join(edge.describe() for edge in edges),
+                + _some([edge.describe() for edge in edges], "; ", "imports"),
                 info=True,
             )
 
     @staticmethod
     def _chain(cycle: list[str]) -> str:
-        return " <-> ".join(cycle) if len(cycle) == 2 else ", ".join(cycle)
+        return " <-> ".join(cycle) if len(cycle) == 2 else _some(cycle, ", ", "modules")
 
     def _plan_cycle(self, cycle: list[str]) -> ProjectFinding:
         edges = cycle_edges(self.index, cycle, EAGER_ONLY)
         first = edges[0] if edges else None
         path = first.path if first else self.index.modules[cycle[0]].path
         line = first.line if first else 1
-        message = f"import cycle {self._chain(cycle)}: " + "; ".join(e.describe() for e in edges)
+        message = f"import cycle {self._chain(cycle)}: " + _some(
+            [edge.describe() for edge in edges], "; ", "imports"
+        )
         try:
             seeds = self._seeds(cycle, edges)
             if not seeds:
@@ -232,35 +243,98 @@ class ExtractSharedDependencies(ProjectRule):
 
 
 def _fetches_names(index: ProjectIndex, fact: ImportFact) -> bool:
-    """Whether an import reads names off a project module, which fails while that module is only
-    partly run. `import pkg.mod` and `from pkg import submodule` only need the module object, which
-    Python hands out even half-initialised, so they cannot fail this way."""
+    """Whether an import reads names off a project module (`from x import name`), which fails
+    while that module is only partly run. `import pkg.mod` and `from pkg import submodule` only
+    need the module object, which Python hands out half-initialised."""
     if fact.star:
         return True
     return any(f"{fact.target}.{name}" not in index.modules for name in fact.names)
 
 
-def name_import_graph(index: ProjectIndex, kinds: frozenset[str]) -> dict[str, set[str]]:
-    """Module -> the project modules it takes names from, with imports of the given kinds."""
+def _runs(index: ProjectIndex, facts: FileFacts, fact: ImportFact) -> set[str]:
+    """The project modules an import statement may start running.
+
+    `from a.b import c` runs `a`, `a.b` and, when it is a module, `a.b.c`. The packages that
+    contain the importing module are left out: they always start before it.
+    """
+    wanted = [fact.target, *(f"{fact.target}.{name}" for name in fact.names)]
+    found: set[str] = set()
+    for name in wanted:
+        parts = name.split(".")
+        for cut in range(1, len(parts) + 1):
+            target = index.modules.get(".".join(parts[:cut]))
+            if target is not None:
+                found.add(target.module)
+    own = facts.module.split(".")
+    ancestors = {".".join(own[:cut]) for cut in range(1, len(own) + 1)}
+    return found - ancestors
+
+
+@dataclass(frozen=True)
+class ImportGraph:
+    """Which modules each module runs when it runs (`runs`), and which of those edges read names
+    off the module they run (`fetches`): an import cycle can fail only at one of those."""
+
+    runs: dict[str, set[str]]
+    fetches: set[tuple[str, str]]
+
+    def cycles(self) -> list[list[str]]:
+        """The cycles that can fail: strongly connected components with a fetching edge inside."""
+        found = []
+        for component in strongly_connected(self.runs):
+            if len(component) > 1 and any(
+                a in component and b in component for a, b in self.fetches
+            ):
+                found.append(sorted(component))
+        return sorted(found)
+
+
+def import_graph(index: ProjectIndex, kinds: frozenset[str]) -> ImportGraph:
     key = f"DF008:graph:{','.join(sorted(kinds))}"
     cached = index.memo.get(key)
-    if isinstance(cached, dict):
+    if isinstance(cached, ImportGraph):
         return cached
-    graph: dict[str, set[str]] = {}
+    runs: dict[str, set[str]] = {}
+    fetches: set[tuple[str, str]] = set()
     for facts in index.files.values():
-        edges = graph.setdefault(facts.module, set())
+        edges = runs.setdefault(facts.module, set())
         for fact in facts.imports:
+            if fact.kind not in kinds:
+                continue
+            edges.update(_runs(index, facts, fact))
             target = index.modules.get(fact.target)
-            if (
-                fact.kind in kinds
-                and target is not None
-                and target.module != facts.module
-                and _fetches_names(index, fact)
-            ):
-                edges.add(target.module)
-        edges.update(edge.imported for edge in _attribute_edges(index, facts))
+            if target is not None and target.module != facts.module and _fetches_names(index, fact):
+                fetches.add((facts.module, target.module))
+        for edge in _attribute_edges(index, facts):
+            fetches.add((facts.module, edge.imported))
+    graph = ImportGraph(runs, fetches)
     index.memo[key] = graph
     return graph
+
+
+def name_import_cycles(index: ProjectIndex, kinds: frozenset[str]) -> list[list[str]]:
+    """The import cycles that can fail, with imports of the given kinds, sorted."""
+    return import_graph(index, kinds).cycles()
+
+
+def cycle_edges(index: ProjectIndex, cycle: list[str], kinds: frozenset[str]) -> list[Edge]:
+    """The imports between members of a cycle, with the names they take."""
+    members = set(cycle)
+    edges = []
+    for module in sorted(cycle):
+        facts = index.modules[module]
+        for fact in facts.imports:
+            if fact.kind not in kinds:
+                continue
+            reached = sorted(_runs(index, facts, fact) & members - {module})
+            target = index.modules.get(fact.target)
+            if target is not None and target.module in reached and _fetches_names(index, fact):
+                names = tuple(n for n in fact.names if f"{fact.target}.{n}" not in index.modules)
+                edges.append(Edge(facts.path, fact.line, module, target.module, names or ("*",)))
+            elif reached:
+                edges.append(Edge(facts.path, fact.line, module, reached[-1], ()))
+        edges.extend(edge for edge in _attribute_edges(index, facts) if edge.imported in members)
+    return sorted(set(edges), key=lambda e: (e.path, e.line, e.imported))
 
 
 def _attribute_edges(index: ProjectIndex, facts: FileFacts) -> list[Edge]:
@@ -295,33 +369,6 @@ def _runs_at_import(facts: FileFacts, function: Optional[str]) -> bool:
         return True
     parts = function.split(".")
     return all(".".join(parts[: cut + 1]) in facts.classes for cut in range(len(parts) - 1))
-
-
-def name_import_cycles(index: ProjectIndex, kinds: frozenset[str]) -> list[list[str]]:
-    """The cycles (strongly connected components of two or more modules), sorted."""
-    graph = name_import_graph(index, kinds)
-    return sorted(sorted(c) for c in strongly_connected(graph) if len(c) > 1)
-
-
-def cycle_edges(index: ProjectIndex, cycle: list[str], kinds: frozenset[str]) -> list[Edge]:
-    """The imports that make up a cycle, with the names they take."""
-    members = set(cycle)
-    edges = []
-    for module in sorted(cycle):
-        facts = index.modules[module]
-        for fact in facts.imports:
-            target = index.modules.get(fact.target)
-            if (
-                fact.kind in kinds
-                and target is not None
-                and target.module in members
-                and target.module != module
-                and _fetches_names(index, fact)
-            ):
-                names = tuple(n for n in fact.names if f"{fact.target}.{n}" not in index.modules)
-                edges.append(Edge(facts.path, fact.line, module, target.module, names or ("*",)))
-        edges.extend(edge for edge in _attribute_edges(index, facts) if edge.imported in members)
-    return sorted(set(edges), key=lambda e: (e.path, e.line, e.imported))
 
 
 def _site(index: ProjectIndex, qname: str, depth: int = 0) -> Optional[tuple[str, str]]:
@@ -418,7 +465,9 @@ class _Planner:
                 ):
                     queue.append((module, used))
                 elif used in analysis.imports:
-                    self._needs_import(analysis, analysis.imports[used], queue)
+                    self._needs_import(
+                        analysis, analysis.imports[used], queue, (module, position), statement.node
+                    )
         if "annotations" in self._futures():
             self.move.future.add("annotations")
 
@@ -455,7 +504,12 @@ class _Planner:
                     )
 
     def _needs_import(
-        self, analysis: ModuleAnalysis, binding: ImportBinding, queue: list[tuple[str, str]]
+        self,
+        analysis: ModuleAnalysis,
+        binding: ImportBinding,
+        queue: list[tuple[str, str]],
+        key: tuple[str, int],
+        node: cst.CSTNode,
     ) -> None:
         if binding.module == "__future__":
             return
@@ -467,6 +521,20 @@ class _Planner:
         )
         if binding.original is None or submodule is not None:
             bound = submodule or target
+            if bound is not None and bound.module in self.cycle and binding.original is not None:
+                # `users.get_user(...)` through `from app.routers import users`: the names it
+                # reads move along and are read directly
+                attributes = _attributes_read(node, binding.name)
+                if attributes is None:
+                    raise Refusal(
+                        f"the dependencies use module {bound.module} itself, which is in the cycle"
+                    )
+                for attribute in sorted(attributes):
+                    if attribute not in self.analysis(bound.module).definitions:
+                        raise Refusal(f"{bound.module} does not define {attribute} itself")
+                    queue.append((bound.module, attribute))
+                self.move.unqualify.setdefault(key, set()).add(binding.name)
+                return
             if bound is not None and self._entangled(bound.module):
                 raise Refusal(
                     f"the dependencies use module {bound.module} itself, which is in the cycle"
@@ -834,7 +902,14 @@ class _Planner:
                 raise Refusal("the moved definitions need each other at definition time")
             ordered.append(ready[0])
             done.add(ready[0])
-        return [self.analysis(m).statements[p].node for m, p in ordered]
+        statements = []
+        for key in ordered:
+            node = self.analysis(key[0]).statements[key[1]].node
+            modules = self.move.unqualify.get(key)
+            if modules:
+                node = cst.ensure_type(node.visit(_Unqualify(modules)), type(node))
+            statements.append(node)
+        return statements
 
     # -- verification
     def _verify(self, files: dict[str, bytes], target_module: str, target_path: str) -> None:
@@ -863,7 +938,8 @@ class _Planner:
         for cycle in name_import_cycles(after_index, EAGER_ONLY):
             if target_module in cycle:
                 raise Refusal(
-                    f"{target_path} would be in an import cycle with {', '.join(m for m in cycle if m != target_module)}"
+                    f"{target_path} would be in an import cycle with "
+                    + _some([m for m in cycle if m != target_module], ", ", "modules")
                 )
             left = set(cycle) & self.cycle
             if len(left) > 1:
@@ -1043,6 +1119,41 @@ class _RetargetAttributes(cst.CSTTransformer):
             self.short = True
             replacement = cst.Name(self.target_module.rpartition(".")[2])
         return updated_node.with_changes(value=replacement)
+
+
+def _attributes_read(node: cst.CSTNode, module: str) -> Optional[set[str]]:
+    """The names read as `module.name` in `node`, or None when `module` is used otherwise."""
+    names: set[str] = set()
+    bare = False
+
+    class Collect(cst.CSTVisitor):
+        def visit_Attribute(self, node: cst.Attribute) -> bool:
+            if isinstance(node.value, cst.Name) and node.value.value == module:
+                names.add(node.attr.value)
+                return False
+            return True
+
+        def visit_Name(self, node: cst.Name) -> None:
+            nonlocal bare
+            bare = bare or node.value == module
+
+    node.visit(Collect())
+    return None if bare else names
+
+
+class _Unqualify(cst.CSTTransformer):
+    """`users.get_user` -> `get_user` for the given module names."""
+
+    def __init__(self, modules: set[str]) -> None:
+        super().__init__()
+        self.modules = modules
+
+    def leave_Attribute(
+        self, original_node: cst.Attribute, updated_node: cst.Attribute
+    ) -> cst.BaseExpression:
+        if isinstance(updated_node.value, cst.Name) and updated_node.value.value in self.modules:
+            return updated_node.attr
+        return updated_node
 
 
 def _names_in(tree: cst.Module) -> set[str]:
