@@ -44,14 +44,17 @@ After:
     # app/routers/users.py
     from app.dependencies import get_current_user
 
-Only imports that take names from a module that is still running can fail: `from x import name` at
-module level. `import pkg.x`, `from pkg import submodule`, function-local and `if TYPE_CHECKING:` imports
-cannot, so they form no cycle here. A cycle is reported as a problem, and changed, only when it is
-caused by dependencies: a `Depends`/`Security` target defined in one member and imported by another.
+depfix follows every import that runs a module when its module runs (`import pkg.x` and
+`from pkg import submodule` included; function-local and `if TYPE_CHECKING:` imports are not) and
+reports a cycle when an import inside it takes a name from a module that may still be running:
+`from x import name`, or `Depends(x.name)` evaluated at import time. A cycle is reported as a problem,
+and changed, only when it is caused by dependencies: a `Depends`/`Security` target defined in one
+member and imported by another.
 Other cycles (often harmless thanks to the order the modules run in) and cycles that exist only through
 lazy imports are shown as notes, which set no exit code. The move
 takes those dependencies and everything they need that is defined inside the cycle (helpers, security
-schemes, other module-level values), ordered so that each name is defined before it is needed; the
+schemes, other module-level values, and what they read as `users.find_user` through a module of the
+cycle, which they then read directly), ordered so that each name is defined before it is needed; the
 imports they need from outside the cycle are copied as real imports (FastAPI evaluates annotations at
 run time). The target is the `dependencies-module` setting, else `dependencies.py` in the application
 package, created or appended to. Every import of a moved name in the project is pointed at it, tests
