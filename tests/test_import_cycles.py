@@ -308,3 +308,22 @@ def test_refusals_say_why(
         assert report.rstrip().endswith("[*]")
     else:
         assert f"(no fix: {reason}" in report
+
+
+def test_dry_run_shows_the_whole_changeset_and_git_applies_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = _project(tmp_path, "two_routers")
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    monkeypatch.chdir(project)
+    capsys.readouterr()
+    assert main(["apply", ".", "--dry-run", "--quiet", "--select", "DF008"]) == 1
+    patch = capsys.readouterr().out
+    assert "--- /dev/null\n+++ b/app/dependencies.py\n" in patch
+    for changed in ("app/routers/auth.py", "app/routers/users.py"):
+        assert f"--- a/{changed}\n+++ b/{changed}\n" in patch
+    (tmp_path / "patch.diff").write_text(patch)
+    subprocess.run(["git", "apply", str(tmp_path / "patch.diff")], cwd=project, check=True)
+    expected = FIXTURES / "two_routers" / "after"
+    for path in expected.rglob("*.py"):
+        assert (project / path.relative_to(expected)).read_text() == path.read_text()
