@@ -163,6 +163,8 @@ class AddMissingDepends(FileRule):
     SUMMARY = "a parameter only a dependency can provide, declared without `Depends()`"
     FIX = SAFE
     NEEDLES = (b"fastapi",)
+    FASTAPI_ONLY = True
+    INDEX_NEEDLES = (b"yield",)  # any generator with a typed yield is a known provider
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:

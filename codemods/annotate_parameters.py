@@ -143,6 +143,7 @@ class AnnotateParameters(FileRule):
         b"Form",
         b"File",
     )
+    FASTAPI_ONLY = True
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:

@@ -43,6 +43,7 @@ class AwaitInsteadOfAsyncioRun(FileRule):
     SUMMARY = "`asyncio.run()` inside a route or dependency: fails in `async def`, a new loop per request in `def`"
     FIX = SAFE
     NEEDLES = (b"asyncio.run", b"run_until_complete", b"import run")
+    FASTAPI_ONLY = True
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:

@@ -48,6 +48,7 @@ class BackgroundTaskResource(FileRule):
     SUMMARY = "a yield dependency's value passed to `BackgroundTasks.add_task`"
     FIX = "none"
     NEEDLES = (b"add_task",)
+    FASTAPI_ONLY = True
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:

@@ -67,6 +67,7 @@ class GuardYieldDependency(FileRule):
     SUMMARY = "cleanup after a dependency's `yield` is not in `finally`: it never runs when the request fails"
     FIX = SAFE
     NEEDLES = (b"yield",)
+    FASTAPI_ONLY = True
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:

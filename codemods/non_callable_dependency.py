@@ -47,6 +47,7 @@ class NonCallableDependency(FileRule):
     SUMMARY = "`Depends(obj)` where `obj` is an instance of a class without `__call__`"
     FIX = "none"
     NEEDLES = (b"Depends", b"Security")
+    FASTAPI_ONLY = True
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:

@@ -43,6 +43,7 @@ class ReraiseInYieldDependency(FileRule):
     SUMMARY = "`except` around a dependency's `yield` that does not re-raise (required since FastAPI 0.110)"
     FIX = SAFE
     NEEDLES = (b"yield",)
+    FASTAPI_ONLY = True
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:

@@ -430,6 +430,7 @@ class ShareDependencyAlias(FileRule):
     SUMMARY = "the same `Annotated[T, Depends(f)]` written at several parameters: define one alias"
     FIX = SAFE
     NEEDLES = (b"Annotated",)
+    FASTAPI_ONLY = True
 
     @classmethod
     def wants(cls, facts, index):  # type: ignore[no-untyped-def]

@@ -48,6 +48,7 @@ class SyncSessionInAsyncRoute(FileRule):
     )
     FIX = UNSAFE
     NEEDLES = (b"async def",)
+    FASTAPI_ONLY = True
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:

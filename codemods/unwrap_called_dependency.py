@@ -184,6 +184,7 @@ class UnwrapCalledDependency(FileRule):
     SUMMARY = "`Depends(get_db())` calls the dependency instead of passing it"
     FIX = SAFE
     NEEDLES = (b"Depends", b"Security")
+    FASTAPI_ONLY = True
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:

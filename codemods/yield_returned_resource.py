@@ -60,6 +60,7 @@ class YieldReturnedResource(FileRule):
     SUMMARY = "a dependency creates a session or client and `return`s it, so nothing ever closes it"
     FIX = SAFE
     NEEDLES = (b"return",)
+    FASTAPI_ONLY = True
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:

@@ -74,7 +74,11 @@ JobsOption = Annotated[
 ]
 NoCacheOption = Annotated[
     bool,
-    typer.Option("--no-cache", help="Accepted for forward compatibility: there is no cache yet."),
+    typer.Option(
+        "--no-cache",
+        envvar="DEPFIX_NO_CACHE",
+        help="Neither read nor write the cache (.depfix_cache/ at the project root).",
+    ),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No summary line on stderr.")]
 VerboseOption = Annotated[
@@ -179,6 +183,7 @@ def _execute(
     jobs: int,
     suppress: bool,
     quiet: bool = False,
+    cache: bool = True,
 ) -> RunResult:
     rules = select_rules(settings.select, settings.ignore)
     if not quiet:
@@ -195,6 +200,7 @@ def _execute(
             jobs=jobs or os.cpu_count() or 1,
             suppress=suppress,
             progress=progress.update if progress.enabled else None,
+            cache=cache,
         )
         return run(paths, options)
 
@@ -383,6 +389,7 @@ def apply_command(
         jobs=jobs,
         suppress=not no_suppress,
         quiet=quiet,
+        cache=not no_cache,
     )
     writes = not dry_run and not check
     if bot is not None:
@@ -512,6 +519,7 @@ def check_command(
         jobs=jobs,
         suppress=not no_suppress,
         quiet=quiet,
+        cache=not no_cache,
     )
     _finish(
         result,

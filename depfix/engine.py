@@ -10,9 +10,12 @@ the caller decides whether to write, diff or only report.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import multiprocessing
 import os
+import re
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -22,13 +25,15 @@ from typing import Any, Callable, Optional, TypeVar
 import libcst as cst
 from libcst.metadata import MetadataWrapper
 
+from depfix.cache import Cache, digest
 from depfix.config import Settings
-from depfix.discovery import discover
+from depfix.discovery import Discovery, discover
 from depfix.facts import FileFacts, extract_facts
 from depfix.imports import add_from_import, remove_imports_made_unused
-from depfix.index import ProjectIndex
+from depfix.index import External, LazySource, ProjectIndex
 from depfix.io import SourceError, SourceFile, decode_source, read_source
 from depfix.modules import module_names
+from depfix.prefilter import matters
 from depfix.rules import SAFE, Changeset, FileContext, FileRule, Finding, Rule, RuleInfo, Span
 from depfix.suppress import NEEDLE as SUPPRESS_NEEDLE
 from depfix.suppress import parse_suppressions
@@ -123,6 +128,8 @@ class RunOptions:
     suppress: bool = True
     root: Optional[Path] = None
     progress: Optional[Progress] = None
+    cache: bool = False
+    """Read and write `.depfix_cache/` under the project root (the CLI's default)."""
 
 
 @dataclass
@@ -167,6 +174,22 @@ def _extract(
     except (ValueError, RecursionError, MemoryError) as error:
         return None, FileError(job.path, None, None, f"cannot parse: {error}")
     return extract_facts(job.path, job.module, job.is_package, tree, text), None
+
+
+def _check_syntax(job: _Job, data: bytes) -> Optional[FileError]:
+    """The error `_extract` would report for a file, without building its facts.
+
+    Compiling is cheaper than building the `ast` tree; only a file that fails it is parsed again,
+    for the same message.
+    """
+    try:
+        text = decode_source(Path(job.path), data)
+        compile(text, job.path, "exec", dont_inherit=True)
+    except SourceError as error:
+        return FileError(job.path, error.line, error.column, error.message)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return _extract(job, data)[1]
+    return None
 
 
 def _newer_python_syntax(data: bytes) -> bool:
@@ -434,10 +457,6 @@ def _map(
     return results
 
 
-def _extract_job(job: _Job) -> tuple[Optional[FileFacts], Optional[FileError]]:
-    return _extract(job)
-
-
 def _jobs_for(files: Sequence[Path], root: Path, cwd: Path) -> list[_Job]:
     relative = {}
     for path in files:
@@ -459,9 +478,204 @@ def _jobs_for(files: Sequence[Path], root: Path, cwd: Path) -> list[_Job]:
     return jobs
 
 
-def build_index(jobs: Sequence[_Job], facts: Iterable[FileFacts]) -> ProjectIndex:
+def build_index(
+    jobs: Sequence[_Job], facts: Iterable[FileFacts], lazy: Optional[LazySource] = None
+) -> ProjectIndex:
     aliases = {alias: job.path for job in jobs for alias in job.aliases}
-    return ProjectIndex(facts, aliases)
+    return ProjectIndex(facts, aliases, lazy)
+
+
+def _module_paths(jobs: Sequence[_Job]) -> dict[str, list[str]]:
+    """Module name -> the files that may be it, in the precedence a full index gives them."""
+    paths: dict[str, list[str]] = {}
+    for job in sorted(jobs, key=lambda j: j.path, reverse=True):  # the last file of a name wins
+        paths.setdefault(job.module, []).append(job.path)
+    for alias, path in {alias: job.path for job in jobs for alias in job.aliases}.items():
+        paths.setdefault(alias, []).append(path)
+    return paths
+
+
+_IDENTIFIER = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
+_DATA: dict[str, bytes] = {}
+"""The bytes of the project's files, for worker processes (inherited by fork)."""
+
+
+def _extract_read(job: _Job) -> tuple[Optional[FileFacts], Optional[FileError]]:
+    return _extract(job, _DATA[job.path])
+
+
+def _check_read(job: _Job) -> Optional[FileError]:
+    return _check_syntax(job, _DATA[job.path])
+
+
+class _Loader:
+    """Facts of project files on demand: from the cache, or parsed (in parallel for batches)."""
+
+    def __init__(
+        self,
+        jobs: Sequence[_Job],
+        data: dict[str, bytes],
+        options: RunOptions,
+        cache: Optional[Cache],
+    ) -> None:
+        self.by_path = {job.path: job for job in jobs}
+        self.data = data
+        self.options = options
+        self.cache = cache
+        self.hashes = {path: digest(content) for path, content in data.items()} if cache else {}
+        self.facts: dict[str, FileFacts] = {}
+        self.errors: dict[str, FileError] = {}
+        self._tokens: dict[str, frozenset[bytes]] = {}
+        self._interfaces: dict[int, tuple[FileFacts, str]] = {}
+        self.source = LazySource(_module_paths(jobs), self.load, self.mentioning, data)
+
+    def key(self, job: _Job, kind: str) -> str:
+        return digest(kind, self.hashes[job.path], job.path, job.module, job.is_package)
+
+    def _record(self, path: str, facts: Optional[FileFacts], error: Optional[FileError]) -> None:
+        if facts is not None:
+            self.facts[path] = facts
+        else:
+            self.source.failed.add(path)
+            if error is not None:
+                self.errors[path] = error
+
+    def load_many(self, paths: Sequence[str], stage: str = "") -> None:
+        global _DATA
+        misses = []
+        for path in paths:
+            if path in self.facts or path in self.source.failed:
+                continue
+            job = self.by_path[path]
+            hit = self.cache.get("facts", self.key(job, "facts")) if self.cache else None
+            if isinstance(hit, tuple):
+                self._record(path, *hit)
+            else:
+                misses.append(job)
+        _DATA = self.data
+        try:
+            results = _map(_extract_read, misses, self.options.jobs, stage, self.options.progress)
+        finally:
+            _DATA = {}
+        for job, result in zip(misses, results):
+            if self.cache is not None:
+                self.cache.put("facts", self.key(job, "facts"), result)
+            self._record(job.path, *result)
+
+    def load(self, path: str) -> Optional[FileFacts]:
+        """One file's facts (the lazy index's loader); None when it cannot be read or parsed."""
+        if path not in self.data:
+            return None
+        self.load_many([path])
+        return self.facts.get(path)
+
+    def tokens(self, path: str) -> frozenset[bytes]:
+        """The identifiers (and keywords) a file's bytes contain, comments and strings included."""
+        found = self._tokens.get(path)
+        if found is None:
+            found = self._tokens[path] = frozenset(_IDENTIFIER.findall(self.data[path]))
+        return found
+
+    def mentioning(self, word: bytes) -> list[str]:
+        """The files not loaded yet whose bytes hold `word` (as a whole identifier when it is one)."""
+        unloaded = [path for path in self.data if path not in self.facts]
+        if _IDENTIFIER.fullmatch(word):
+            return [path for path in unloaded if word in self.tokens(path)]
+        return [path for path in unloaded if word in self.data[path]]
+
+    def interface(self, facts: FileFacts) -> str:
+        """The digest of what other files see of a file (memoized per facts object)."""
+        known = self._interfaces.get(id(facts))
+        if known is None or known[0] is not facts:
+            known = self._interfaces[id(facts)] = (facts, digest(_interface(facts)))
+        return known[1]
+
+    def check_syntax(self, paths: Sequence[str]) -> list[FileError]:
+        """Errors of files that are not indexed (decoding and syntax only)."""
+        global _DATA
+        found: list[FileError] = []
+        misses = []
+        for path in paths:
+            job = self.by_path[path]
+            hit = self.cache.get("syntax", self.key(job, "syntax")) if self.cache else None
+            if isinstance(hit, tuple):
+                found.extend(e for e in hit if e is not None)
+            else:
+                misses.append(job)
+        _DATA = self.data
+        try:
+            results = _map(_check_read, misses, self.options.jobs)
+        finally:
+            _DATA = {}
+        for job, error in zip(misses, results):
+            if self.cache is not None:
+                self.cache.put("syntax", self.key(job, "syntax"), (error,))
+            if error is not None:
+                found.append(error)
+        return found
+
+
+def _call_name(key: tuple[str, str]) -> bytes:
+    """What a direct call of a function (or of its class, for `__init__`) writes."""
+    return key[1].removesuffix(".__init__").rsplit(".", 1)[-1].encode()
+
+
+def _exports_fastapi(index: ProjectIndex, facts: FileFacts) -> bool:
+    """Whether a module binds a FastAPI or Starlette name, or an app or router, for others to import."""
+    for value in facts.bindings.values():
+        resolved = index.resolve(value)
+        if isinstance(resolved, External) and resolved.qname.split(".")[0] in (
+            "fastapi",
+            "starlette",
+        ):
+            return True
+        if index.is_fastapi_object(resolved):
+            return True
+    return False
+
+
+def _lazy_index(loader: _Loader, jobs: Sequence[_Job], targets: set[str]) -> ProjectIndex:
+    """The index of the files that matter, grown until nothing it answers depends on another file.
+
+    Starting from the files the prefilter keeps, it adds: every project module they import (the
+    import closure holds every provider, base class and cycle through them); every file that names a
+    function FastAPI calls (a direct call, for the fix grading); every file that names a target module
+    (its imports, kept when a fix removes an unused one); every file that names a module re-exporting
+    FastAPI names or routers (it may use them without mentioning FastAPI). The index also loads on
+    demand what a question needs beyond that.
+    """
+    module_paths = loader.source.module_paths
+    while True:
+        index = build_index(jobs, loader.facts.values(), loader.source)
+        wanted: set[str] = set()
+        words: set[bytes] = set()
+        for facts in list(index.files.values()):
+            for fact in facts.imports:
+                for name in (fact.target, *(f"{fact.target}.{n}" for n in fact.names)):
+                    parts = name.split(".")
+                    for cut in range(1, len(parts) + 1):
+                        wanted.update(module_paths.get(".".join(parts[:cut]), ()))
+            for function in facts.functions.values():
+                key = (function.module, function.qualname)
+                if index.fastapi_role(key) is not None:
+                    words.add(_call_name(key))
+            if facts.path in targets or _exports_fastapi(index, facts):
+                words.add(facts.module.rsplit(".", 1)[-1].encode())
+                if facts.is_package:
+                    words.add(b"from .")
+        relative = b"from ." in words
+        words.discard(b"from .")
+        for path, content in loader.data.items():
+            if path not in index.files and (
+                not loader.tokens(path).isdisjoint(words) or (relative and b"from ." in content)
+            ):
+                wanted.add(path)
+        new = sorted(p for p in wanted if p not in index.files and p not in loader.source.failed)
+        if not new:
+            for word in words | ({b"from ."} if relative else set()):
+                loader.source.searched(word)  # every file naming it is loaded
+            return index
+        loader.load_many(new, "indexing")
 
 
 def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) -> RunResult:
@@ -475,17 +689,43 @@ def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) 
     jobs = _jobs_for(found.project, found.root, cwd)
     target_paths = [display_path(path, cwd) for path in found.targets]
     target_set = set(target_paths)
-    extracted = _map(_extract_job, jobs, options.jobs, "indexing", options.progress)
-    facts_list = []
-    for job, (facts, error) in zip(jobs, extracted):
-        if facts is not None:
-            facts_list.append(facts)
-        elif error is not None and job.path in target_set:
-            result.errors.append(error)
-        elif error is not None:
-            result.unindexed.append(error)
-    index = build_index(jobs, facts_list)
-    project = _Project(found.project, found.root, cwd, jobs, {f.path: f for f in facts_list}, index)
+    cache = Cache(found.root) if options.cache else None
+    run_key = _run_key(found, paths, options, cwd) if cache is not None else None
+    if cache is not None and run_key is not None:
+        hit = cache.get("run", run_key)
+        if isinstance(hit, RunResult):  # nothing changed since a run with the same settings
+            return hit
+    data: dict[str, bytes] = {}
+    for job in jobs:
+        try:
+            data[job.path] = read_source(Path(job.absolute)).data
+        except SourceError as error:
+            problem = FileError(job.path, error.line, error.column, error.message)
+            (result.errors if job.path in target_set else result.unindexed).append(problem)
+    loader = _Loader(jobs, data, options, cache)
+    extra = [rule.INDEX_NEEDLES for rule in options.rules]
+    whole = any(needles is None for needles in extra) or any(
+        _plans_projects(rule) and not rule.FASTAPI_ONLY for rule in options.rules
+    )
+    needles = tuple(needle for group in extra if group for needle in group)
+    seed = [path for path, content in data.items() if whole or matters(content, needles)]
+    for rule in options.rules:  # rules that may act on any file: the targets they can act on
+        if issubclass(rule, FileRule) and not rule.FASTAPI_ONLY:
+            seed += [
+                p
+                for p in target_paths
+                if p in data and (not rule.NEEDLES or any(n in data[p] for n in rule.NEEDLES))
+            ]
+    loader.load_many(seed, "indexing")
+    index = _lazy_index(loader, jobs, target_set)
+    unchecked = [
+        p for p in target_paths if p in data and p not in loader.facts and p not in loader.errors
+    ]
+    result.errors.extend(loader.check_syntax(unchecked))
+    for path, problem in sorted(loader.errors.items()):
+        (result.errors if path in target_set else result.unindexed).append(problem)
+    project = _Project(found.project, found.root, cwd, jobs, loader.facts, index)
+    project.lazy = loader.source
     project.given = [Path(os.path.abspath(cwd / path)) for path in paths]
     planners = [rule for rule in options.rules if _plans_projects(rule)]
     originals: dict[str, Optional[SourceFile]] = {}
@@ -505,7 +745,26 @@ def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) 
             if round_number and not touched:
                 # Nothing new was planned: only the files the last round rewrote can hold more.
                 checked = [path for path in checked if path in changed]
-            outcomes = _map(_process, checked, options.jobs, "checking", options.progress)
+            keys: dict[str, str] = {}
+            if cache is not None:
+                keys = _outcome_keys(checked, project.index, loader, options, project.overlay)
+            cached = {p: cache.get("outcomes", keys[p]) for p in keys} if cache else {}
+            misses = [p for p in checked if not isinstance(cached.get(p), FileOutcome)]
+            computed = dict(
+                zip(misses, _map(_process, misses, options.jobs, "checking", options.progress))
+            )
+            outcomes = []
+            for path in checked:
+                if path in computed:
+                    outcome = computed[path]
+                    if cache is not None and path in keys and outcome.original is not None:
+                        cache.put(
+                            "outcomes", keys[path], dataclasses.replace(outcome, original=None)
+                        )
+                else:
+                    outcome = dataclasses.replace(cached[path])
+                    outcome.original = _source_file(project.by_path[path], data)
+                outcomes.append(outcome)
         finally:
             _STATE = None
         changed = set()
@@ -541,7 +800,145 @@ def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) 
             )
     result.diagnostics.sort(key=Diagnostic.sort_key)
     result.errors.sort(key=lambda e: (e.path, e.line or 0, e.column or 0, e.message))
+    if cache is not None:
+        if run_key is not None:
+            cache.put("run", run_key, result)
+        cache.save()
     return result
+
+
+def _source_file(job: _Job, data: dict[str, bytes]) -> Optional[SourceFile]:
+    try:
+        source = read_source(Path(job.absolute))
+    except SourceError:
+        return None
+    return source if source.data == data.get(job.path) else None
+
+
+RACY_NS = 2_000_000_000
+"""A file modified this recently may change again within the clock's resolution unnoticed."""
+
+
+def _settings_key(options: RunOptions) -> str:
+    return digest(
+        repr(options.settings),
+        sorted(rule.CODE for rule in options.rules),
+        options.apply_fixes,
+        options.unsafe,
+        options.suppress,
+    )
+
+
+def _run_key(
+    found: Discovery, paths: Sequence[Path], options: RunOptions, cwd: Path
+) -> Optional[str]:
+    """The whole run's key: settings, paths, and size and mtime of every file; None when racy."""
+    stats = []
+    limit = time.time_ns() - RACY_NS
+    for path in found.project:
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        if stat.st_mtime_ns > limit:
+            return None
+        stats.append((str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_mode))
+    return digest(
+        _settings_key(options),
+        str(cwd),
+        [str(p) for p in paths],
+        [str(p) for p in found.targets],
+        [(str(p), m) for p, m in found.problems],
+        str(found.root),
+        stats,
+    )
+
+
+_POSITIONS = ("line", "column", "end_line", "end_column")
+
+
+def _interface(facts: FileFacts) -> tuple[object, ...]:
+    """What other files can see of a file, without positions (an edit that moves lines keeps it).
+
+    Reprs are stable: facts hold tuples and dicts in source order; the one set is sorted here.
+    """
+
+    def plain(items: Iterable[Any]) -> list[str]:
+        return [
+            repr(dataclasses.replace(item, **{k: 0 for k in _POSITIONS if hasattr(item, k)}))
+            for item in items
+        ]
+
+    classes = [
+        dataclasses.replace(c, methods=frozenset()) if c.methods else c
+        for c in facts.classes.values()
+    ]
+    return (
+        facts.path,
+        facts.module,
+        facts.is_package,
+        plain(facts.functions.values()),
+        plain(classes),
+        [sorted(c.methods) for c in facts.classes.values()],
+        plain(facts.routes),
+        plain(facts.dependency_refs),
+        plain(facts.overrides),
+        plain(facts.imports),
+        repr(facts.bindings),
+        sorted(facts.rebound),
+        facts.star_imports,
+        facts.all_names,
+    )
+
+
+def _outcome_keys(
+    paths: Sequence[str],
+    index: ProjectIndex,
+    loader: _Loader,
+    options: RunOptions,
+    overlay: dict[str, bytes],
+) -> dict[str, str]:
+    """Per file: its content, the settings, and the index facts its outcome can depend on.
+
+    Those are the files it imports (transitively), the visible facts of every indexed file (routes,
+    markers, signatures, imports: whatever decides what FastAPI calls or what a name is), the direct
+    calls of its own routes and dependencies, and what other files import from it.
+    """
+    shared = digest(
+        _settings_key(options),
+        sorted(index.top_level_packages()),
+        [loader.interface(facts) for facts in sorted(index.files.values(), key=lambda f: f.path)],
+    )
+    graph = index.import_graph(frozenset({"eager", "local", "type_checking"}))
+    hashes = dict(loader.hashes)
+    hashes.update((path, digest(data)) for path, data in overlay.items())
+    keys = {}
+    for path in paths:
+        facts = index.file(path)
+        if facts is None or path not in hashes:
+            continue
+        closure = set()
+        stack = [facts.module]
+        while stack:
+            module = stack.pop()
+            if module not in closure:
+                closure.add(module)
+                stack.extend(graph.get(module, ()))
+        files = sorted({index.modules[m].path for m in closure if m in index.modules})
+        calls = [
+            index.direct_calls((f.module, f.qualname))
+            for f in facts.functions.values()
+            if index.fastapi_role((f.module, f.qualname)) is not None
+        ]
+        imported = index.names_imported_from(facts.module)
+        keys[path] = digest(
+            shared,
+            hashes[path],
+            [(p, hashes.get(p)) for p in files],
+            calls,
+            sorted(imported) if imported is not None else None,
+        )
+    return keys
 
 
 def _plans_projects(rule: Rule) -> bool:
@@ -573,6 +970,7 @@ class _Project:
         self.groups: dict[str, int] = {}
         self.given: list[Path] = []
         """The paths the run was given: nothing outside them is written."""
+        self.lazy: Optional[LazySource] = None
 
     def allows(self, path: Path) -> bool:
         absolute = Path(os.path.abspath(path))
@@ -594,7 +992,9 @@ class _Project:
                 self.facts[path] = new_facts
             elif error is not None and error not in result.errors:
                 result.errors.append(error)
-        self.index = build_index(self.jobs, self.facts.values())
+        if self.lazy is not None and new:
+            self.lazy.module_paths = _module_paths(self.jobs)
+        self.index = build_index(self.jobs, self.facts.values(), self.lazy)
 
 
 def _plan_projects(

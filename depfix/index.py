@@ -7,7 +7,7 @@ FastAPI?", "what does this `Depends(...)` inject?") instead of re-deriving them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -97,17 +97,26 @@ class Route:
 class ProjectIndex:
     """Cross-file queries over every file's facts."""
 
-    def __init__(self, files: Iterable[FileFacts], module_aliases: Optional[dict[str, str]] = None):
+    def __init__(
+        self,
+        files: Iterable[FileFacts],
+        module_aliases: Optional[dict[str, str]] = None,
+        lazy: Optional[LazySource] = None,
+    ):
         self.files: dict[str, FileFacts] = {
             facts.path: facts for facts in sorted(files, key=lambda f: f.path)
         }
-        self.modules: dict[str, FileFacts] = {}
+        self.lazy = lazy
+        """When set, the files not given are loaded on demand (see `LazySource`)."""
+        self._loaded_late: list[FileFacts] = []
+        self.modules: dict[str, FileFacts] = _LazyModules(self) if lazy is not None else {}
         self.module_aliases = dict(module_aliases or {})
         for alias, path in sorted(self.module_aliases.items()):
-            if path in self.files:
+            if path in self.files and lazy is None:
                 self.modules.setdefault(alias, self.files[path])
         for facts in self.files.values():
-            self.modules[facts.module] = facts
+            if lazy is None:  # a lazy index maps names on demand, in the same precedence
+                self.modules[facts.module] = facts
         self._memo: dict[Value, Resolved] = {}
         self._active: set[Value] = set()
         self.dependency_refs: list[DependencyRef] = []
@@ -119,44 +128,99 @@ class ProjectIndex:
         self.memo: dict[str, object] = {}
         """Derived data rules compute once per index (keyed by the rule's code)."""
         self._direct_calls: Optional[dict[FunctionKey, list[tuple[str, CallSite]]]] = None
+        self._imports_by_target: Optional[dict[str, Optional[frozenset[str]]]] = None
         self._build()
+
+    # ---- lazy loading -----------------------------------------------------------------------
+    def _load_module(self, name: str) -> Optional[FileFacts]:
+        """The facts of a project module not loaded yet, loading its file (lazy indexes only)."""
+        if self.lazy is None:
+            return None
+        for path in self.lazy.module_paths.get(name, ()):
+            facts = self.files.get(path)
+            if facts is None and path not in self.lazy.failed:
+                facts = self.lazy.load(path)
+                if facts is None:
+                    self.lazy.failed.add(path)
+                    continue
+                self._add_loaded(facts)
+            if facts is not None:
+                dict.__setitem__(self.modules, name, facts)
+                return facts
+        return None
+
+    def _add_loaded(self, facts: FileFacts) -> None:
+        self.files[facts.path] = facts
+        self._loaded_late.append(facts)
+        self._direct_calls = None
+        self._functions_by_line = None
+        self._imports_by_target = None
+
+    def load_mentioning(self, word: bytes) -> None:
+        """Load every project file whose bytes contain `word` (lazy indexes only)."""
+        if self.lazy is None:
+            return
+        for path in self.lazy.mentioning(word):
+            if path not in self.files and path not in self.lazy.failed:
+                facts = self.lazy.load(path)
+                if facts is None:
+                    self.lazy.failed.add(path)
+                else:
+                    self._add_loaded(facts)
+
+    def load_all(self) -> None:
+        """Load every project file (lazy indexes only): for questions about the whole project."""
+        if self.lazy is None:
+            return
+        for path in self.lazy.all_paths:
+            if path not in self.files and path not in self.lazy.failed:
+                facts = self.lazy.load(path)
+                if facts is None:
+                    self.lazy.failed.add(path)
+                else:
+                    self._add_loaded(facts)
 
     # ---- building ---------------------------------------------------------------------------
     def _build(self) -> None:
-        for facts in self.files.values():
-            for route in facts.routes:
-                owner = self.resolve(route.owner)
-                endpoint = self.resolve(route.endpoint)
-                if self.is_fastapi_object(owner) and isinstance(endpoint, Function):
-                    key = (endpoint.fact.module, endpoint.fact.qualname)
-                    self.routes.append(Route(facts.path, route.method, key, route.line))
-                    self._fastapi_callees.setdefault(key, "route")
-            for fact in facts.dependency_refs:
-                marker = self.resolve(fact.marker)
-                if not isinstance(marker, External):
-                    continue
-                if marker.qname in DEPENDS_MARKERS:
-                    kind = "depends"
-                elif marker.qname in SECURITY_MARKERS:
-                    kind = "security"
-                else:
-                    continue
-                target_value = fact.target if fact.target is not None else fact.annotation
-                target = (
-                    self.resolve(target_value)
-                    if target_value is not None
-                    else Unresolved("no target")
-                )
-                ref = DependencyRef(facts.path, facts.module, fact, kind, target)
-                self.dependency_refs.append(ref)
-                self._refs_by_position[(facts.path, fact.line, fact.column)] = ref
-                if not fact.target_is_call:
-                    self._mark_dependency(target)
-                elif isinstance(target, Class):  # `Depends(Checker(...))`: the instance is called
-                    self._mark_dependency(Instance(target))
-            for override in facts.overrides:
-                self._mark_dependency(self.resolve(override.key))
-                self._mark_dependency(self.resolve(override.value))
+        for facts in list(self.files.values()):
+            self._build_file(facts)
+        while self._loaded_late:  # loaded while resolving: by the prefilter, no routes or markers
+            late, self._loaded_late = self._loaded_late, []
+            for facts in late:
+                self._build_file(facts)
+
+    def _build_file(self, facts: FileFacts) -> None:
+        for route in facts.routes:
+            owner = self.resolve(route.owner)
+            endpoint = self.resolve(route.endpoint)
+            if self.is_fastapi_object(owner) and isinstance(endpoint, Function):
+                key = (endpoint.fact.module, endpoint.fact.qualname)
+                self.routes.append(Route(facts.path, route.method, key, route.line))
+                self._fastapi_callees.setdefault(key, "route")
+        for fact in facts.dependency_refs:
+            marker = self.resolve(fact.marker)
+            if not isinstance(marker, External):
+                continue
+            if marker.qname in DEPENDS_MARKERS:
+                kind = "depends"
+            elif marker.qname in SECURITY_MARKERS:
+                kind = "security"
+            else:
+                continue
+            target_value = fact.target if fact.target is not None else fact.annotation
+            target = (
+                self.resolve(target_value) if target_value is not None else Unresolved("no target")
+            )
+            ref = DependencyRef(facts.path, facts.module, fact, kind, target)
+            self.dependency_refs.append(ref)
+            self._refs_by_position[(facts.path, fact.line, fact.column)] = ref
+            if not fact.target_is_call:
+                self._mark_dependency(target)
+            elif isinstance(target, Class):  # `Depends(Checker(...))`: the instance is called
+                self._mark_dependency(Instance(target))
+        for override in facts.overrides:
+            self._mark_dependency(self.resolve(override.key))
+            self._mark_dependency(self.resolve(override.value))
 
     def _mark_dependency(self, target: Resolved) -> None:
         key: Optional[FunctionKey] = None
@@ -337,18 +401,24 @@ class ProjectIndex:
 
         A call of a class counts as a call of its `__init__`.
         """
+        if self.lazy is not None:  # a call names the function (or its class) in the caller's bytes
+            name = key[1].removesuffix(".__init__").rsplit(".", 1)[-1]
+            self.load_mentioning(name.encode())
         if self._direct_calls is None:
             calls: dict[FunctionKey, list[tuple[str, CallSite]]] = {}
-            for facts in self.files.values():
-                for qname, sites in facts.calls.items():
-                    resolved = self.resolve(Name(qname))
-                    if isinstance(resolved, Function):
-                        target = (resolved.fact.module, resolved.fact.qualname)
-                    elif isinstance(resolved, Class):
-                        target = (resolved.fact.module, f"{resolved.fact.qualname}.__init__")
-                    else:
-                        continue
-                    calls.setdefault(target, []).extend((facts.path, site) for site in sites)
+            done: set[str] = set()
+            while len(done) < len(self.files):  # a lazy index may load modules while resolving
+                for facts in [f for f in self.files.values() if f.path not in done]:
+                    done.add(facts.path)
+                    for qname, sites in facts.calls.items():
+                        resolved = self.resolve(Name(qname))
+                        if isinstance(resolved, Function):
+                            target = (resolved.fact.module, resolved.fact.qualname)
+                        elif isinstance(resolved, Class):
+                            target = (resolved.fact.module, f"{resolved.fact.qualname}.__init__")
+                        else:
+                            continue
+                        calls.setdefault(target, []).extend((facts.path, site) for site in sites)
             self._direct_calls = {key: sorted(value) for key, value in calls.items()}
         return self._direct_calls.get(key, [])
 
@@ -368,7 +438,7 @@ class ProjectIndex:
     def with_file(self, facts: FileFacts) -> ProjectIndex:
         """The index of the same project with one file's facts replaced."""
         files = [facts if f.path == facts.path else f for f in self.files.values()]
-        return ProjectIndex(files, self.module_aliases)
+        return ProjectIndex(files, self.module_aliases, self.lazy)
 
     def imported_modules(self, facts: FileFacts, kinds: frozenset[str] = EAGER) -> set[str]:
         """The project modules a file imports (of the given kinds), by their main module name.
@@ -402,7 +472,16 @@ class ProjectIndex:
         cached = self.memo.get(key)
         if isinstance(cached, dict):
             return cached
-        graph = {facts.module: self.imported_modules(facts, kinds) for facts in self.files.values()}
+        graph: dict[str, set[str]] = {}
+        done: set[str] = set()
+        while len(done) < len(self.files):  # a lazy index loads what the files import meanwhile
+            for facts in [f for f in self.files.values() if f.path not in done]:
+                done.add(facts.path)
+                graph[facts.module] = self.imported_modules(facts, kinds)
+        graph = {
+            facts.module: graph[facts.module]
+            for facts in sorted(self.files.values(), key=lambda f: f.path)
+        }
         self.memo[key] = graph
         return graph
 
@@ -411,6 +490,7 @@ class ProjectIndex:
         cached = self.memo.get("import_cycles")
         if isinstance(cached, list):
             return cached
+        self.load_all()  # cycles anywhere in the project, not only through the files loaded so far
         graph = self.import_graph()
         cycles = [sorted(c) for c in strongly_connected(graph) if len(c) > 1]
         cycles += [[m] for m in sorted(graph) if m in graph[m]]
@@ -441,7 +521,13 @@ class ProjectIndex:
         cached = self.memo.get("cycle_members")
         if isinstance(cached, frozenset):
             return cached
-        members = frozenset(m for cycle in self.import_cycles() for m in cycle)
+        # The cycles through the files loaded (with their imports): exact for any module whose
+        # import closure is asked about, without loading a lazy index whole.
+        graph = self.import_graph()
+        members = frozenset(
+            [m for c in strongly_connected(graph) if len(c) > 1 for m in c]
+            + [m for m in graph if m in graph[m]]
+        )
         self.memo["cycle_members"] = members
         return members
 
@@ -476,25 +562,94 @@ class ProjectIndex:
 
     def names_imported_from(self, module: str) -> Optional[frozenset[str]]:
         """Names other project files import from `module`; None when one star-imports it."""
-        names: set[str] = set()
-        for facts in self.files.values():
-            for fact in facts.imports:
-                if (
-                    self.modules.get(fact.target) is not self.modules.get(module)
-                    or fact.target not in self.modules
-                ):
-                    continue
-                if fact.star:
-                    return None
-                names.update(fact.names)
-        return frozenset(names)
+        if self.lazy is not None:  # an importer names the module, or imports it relatively
+            facts = self.modules.get(module)
+            if facts is not None:
+                self.load_mentioning(facts.module.rsplit(".", 1)[-1].encode())
+                if facts.is_package:
+                    self.load_mentioning(b"from .")
+        if self._imports_by_target is None:
+            by_target: dict[str, tuple[set[str], list[bool]]] = {}
+            done: set[str] = set()
+            while len(done) < len(self.files):  # a lazy index may load imported modules meanwhile
+                for facts in [f for f in self.files.values() if f.path not in done]:
+                    done.add(facts.path)
+                    for fact in facts.imports:
+                        target = self.modules.get(fact.target)
+                        if target is None:
+                            continue
+                        names, star = by_target.setdefault(target.path, (set(), [False]))
+                        star[0] = star[0] or fact.star
+                        names.update(fact.names)
+            self._imports_by_target = {
+                path: None if star[0] else frozenset(names)
+                for path, (names, star) in by_target.items()
+            }
+        target = self.modules.get(module)
+        if target is None:
+            return frozenset()
+        return self._imports_by_target.get(target.path, frozenset())
 
     def top_level_packages(self) -> frozenset[str]:
         """The first part of every module name in the project (isort's first party)."""
-        return frozenset(name.split(".")[0] for name in self.modules)
+        names = self.lazy.module_paths if self.lazy is not None else self.modules
+        return frozenset(name.split(".")[0] for name in names)
 
     def file(self, path: str) -> Optional[FileFacts]:
         return self.files.get(path)
+
+
+class LazySource:
+    """Where a lazy index finds the files it was not given: every project module's candidate files
+    (in the precedence a full index gives them), a loader, and a byte search over the project."""
+
+    def __init__(
+        self,
+        module_paths: dict[str, list[str]],
+        load: Callable[[str], Optional[FileFacts]],
+        mentioning: Callable[[bytes], list[str]],
+        all_paths: Iterable[str] = (),
+    ) -> None:
+        self.module_paths = module_paths
+        self.all_paths = sorted(all_paths)
+        self.load = load
+        self._mentioning = mentioning
+        self._mentions: dict[bytes, list[str]] = {}
+        self.failed: set[str] = set()
+        """Files that could not be loaded (unreadable or unparsable): not in the index."""
+
+    def searched(self, word: bytes) -> None:
+        """Record that every file mentioning `word` is loaded already."""
+        self._mentions[word] = []
+
+    def mentioning(self, word: bytes) -> list[str]:
+        """The project files whose bytes contain `word`."""
+        if word not in self._mentions:
+            self._mentions[word] = self._mentioning(word)
+        return self._mentions[word]
+
+
+class _LazyModules(dict):  # type: ignore[type-arg]
+    """Module name -> facts, loading a module's file on first access."""
+
+    def __init__(self, index: ProjectIndex) -> None:
+        super().__init__()
+        self._index = index
+
+    def __missing__(self, name: str) -> FileFacts:
+        facts = self._index._load_module(name)
+        if facts is None:
+            raise KeyError(name)
+        return facts
+
+    def get(self, name: str, default: Optional[FileFacts] = None) -> Optional[FileFacts]:  # type: ignore[override]
+        try:
+            return self[name]  # type: ignore[no-any-return]
+        except KeyError:
+            return default
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
 
 
 def strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:

@@ -8,8 +8,9 @@ several files or create new ones. The engine knows no rule by name; rules know n
 
 from __future__ import annotations
 
+import functools
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Optional
 
@@ -85,6 +86,15 @@ class RuleInfo:
     FIX: ClassVar[str]
     """The best safety the rule's fixes reach: "safe", "unsafe" or "none" (diagnostic only)."""
 
+    FASTAPI_ONLY: ClassVar[bool] = False
+    """Whether the rule can only act on what matters to FastAPI (a route or dependency, a marker,
+    a name a project module re-exports from FastAPI). When not, a file rule gets every target file
+    holding one of its NEEDLES indexed, and a project rule the whole project."""
+
+    INDEX_NEEDLES: ClassVar[Optional[tuple[bytes, ...]]] = ()
+    """Files the index must load for this rule besides those that touch FastAPI (and what they
+    import, call and re-export): the ones whose bytes contain one of these. None: every file."""
+
     @classmethod
     def plan_project(
         cls, index: ProjectIndex, settings: Settings, sources: Mapping[str, bytes]
@@ -103,6 +113,20 @@ class RuleInfo:
         return inspect.cleandoc((module.__doc__ if module else None) or cls.__doc__ or "")
 
 
+@functools.cache
+def _visitor_names(cls: type) -> tuple[str, ...]:
+    """The `visit_*`/`leave_*` methods of a visitor class that are not libcst's empty stubs."""
+    names = []
+    for name in dir(cls):
+        if not name.startswith(("visit_", "leave_")):
+            continue
+        attribute = inspect.getattr_static(cls, name)
+        function = attribute.__func__ if isinstance(attribute, classmethod) else attribute
+        if inspect.isfunction(function) and not getattr(function, "_is_no_op", False):
+            names.append(name)
+    return tuple(names)
+
+
 class FileRule(RuleInfo, cst.BatchableCSTVisitor):
     """A rule that inspects one file at a time through libcst."""
 
@@ -119,6 +143,10 @@ class FileRule(RuleInfo, cst.BatchableCSTVisitor):
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
         """Whether the index says this file can hold a finding (checked after the needles)."""
         return True
+
+    def get_visitors(self) -> Mapping[str, Callable[[cst.CSTNode], None]]:
+        """libcst's, with the method names found once per class (libcst inspects every instance)."""
+        return {name: getattr(self, name) for name in _visitor_names(type(self))}
 
     @property
     def index(self) -> ProjectIndex:

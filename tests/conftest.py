@@ -6,7 +6,7 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +101,18 @@ def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
                 stat.S_IMODE(path.stat().st_mode),
             )
     return found
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_cache() -> Iterator[None]:
+    """Runs leave no `.depfix_cache/` in the trees tests compare (tests/test_cache.py turns it on)."""
+    previous = os.environ.get("DEPFIX_NO_CACHE")
+    os.environ["DEPFIX_NO_CACHE"] = "1"
+    yield
+    if previous is None:
+        del os.environ["DEPFIX_NO_CACHE"]
+    else:
+        os.environ["DEPFIX_NO_CACHE"] = previous
 
 
 @pytest.fixture

@@ -1,0 +1,402 @@
+"""Time depfix next to ruff on a synthetic FastAPI code base of any size.
+
+Not part of the test suite. The script writes a realistic tree (an app package with routers, shared
+dependencies, services, models, utilities and tests; about 10% of the files touch FastAPI) under a
+temporary directory from a seed, then runs as subprocesses, in this order and on the same tree:
+
+1. `ruff check --no-cache --select FAST` (cold) and `ruff check --select FAST` twice (cached);
+2. `depfix check --no-cache` (cold, no cache), `depfix check` with an empty cache (cold, writing it),
+   `depfix check` again (warm), `depfix check` after a route's body was edited, after a function was
+   added to that router, and after a plain module was edited; then `--ignore DF008` without cache
+   (DF008 reports every import cycle, so it has the whole project indexed; without it the index is lazy).
+
+It prints wall time and peak RSS (the largest process of the run, from `wait4`) for each, and the ratio to
+ruff. `--scaling 1000,3000,7000` adds a table of cold runs for trees of those sizes.
+
+Usage: python benchmarks/bench.py [--files 7000] [--scaling 1000,3000,7000] [--seed 1] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+HERE = Path(sys.executable).parent
+FASTAPI_SHARE = 0.10
+
+
+@dataclass
+class Timing:
+    label: str
+    seconds: float
+    peak_mb: float
+    code: int
+
+
+def _run(label: str, command: list[str], cwd: Path) -> Timing:
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env()
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    if process.stderr:
+        process.stderr.close()
+    if "Traceback" in stderr:
+        raise SystemExit(f"{label} crashed:\n{stderr}")
+    return Timing(label, seconds, usage.ru_maxrss / 1024, process.returncode)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("NO_COLOR", None)
+    env.pop("DEPFIX_NO_CACHE", None)
+    return env
+
+
+def _tool(name: str) -> str:
+    found = HERE / name
+    if found.exists():
+        return str(found)
+    located = shutil.which(name)
+    if located is None:
+        raise SystemExit(f"{name} not found next to {sys.executable} or on PATH")
+    return located
+
+
+# ---- the synthetic tree ----------------------------------------------------------------------------
+DEPS = '''"""Shared dependencies."""
+from collections.abc import Iterator
+
+from fastapi import Depends, Header, HTTPException
+
+from app.db import SessionLocal, Session
+from app.services.s0 import Service0
+
+
+def get_db() -> Iterator[Session]:
+    db = SessionLocal()
+    yield db
+    db.close()
+
+
+def get_current_user(token: str = Header(...), db: Session = Depends(get_db)) -> dict:
+    if not token:
+        raise HTTPException(status_code=401)
+    return {"token": token}
+
+
+def get_service(db: Session = Depends(get_db)) -> Service0:
+    return Service0(db)
+'''
+
+DB = '''"""The database session factory (no FastAPI here)."""
+
+
+class Session:
+    def close(self) -> None:
+        pass
+
+    def query(self, model: type) -> list:
+        return []
+
+    def rollback(self) -> None:
+        pass
+
+
+def SessionLocal() -> Session:
+    return Session()
+'''
+
+ROUTER = '''"""Router {i}."""
+from fastapi import APIRouter, Depends, Query
+
+from app.api.deps import get_current_user, get_db, get_service
+from app.db import Session
+from app.models.m{m} import Model{m}
+from app.services.s{s} import Service{s}
+
+router = APIRouter(prefix="/r{i}")
+
+
+@router.get("/items")
+def list_items(
+    limit: int = Query(10),
+    db: Session = Depends(get_db),
+    user: dict = Depends(get_current_user),
+) -> list:
+    return Service{s}(db).list(Model{m}, limit)
+
+
+@router.get("/items/{{item_id}}")
+async def read_item(item_id: int, db: Session = Depends(get_db())) -> dict:
+    return {{"id": item_id}}
+
+
+@router.post("/items")
+def create_item(name: str, service: Service{s} = Depends(get_service)) -> dict:
+    return {{"name": name, "service": str(service)}}
+
+
+@router.delete("/items/{{item_id}}")
+def delete_item(item_id: int, db: Session = Depends(get_db)) -> None:
+    Service{s}(db).delete(Model{m}, item_id)
+'''
+
+SERVICE = '''"""Service {i}: business logic, no FastAPI."""
+from app.db import Session
+from app.models.m{m} import Model{m}
+from app.utils.u{u} import helper{u}
+
+
+class Service{i}:
+    def __init__(self, db: Session) -> None:
+        self.db = db
+
+    def list(self, model: type, limit: int) -> list:
+        rows = self.db.query(model)
+        return [helper{u}(row) for row in rows[:limit]]
+
+    def get(self, item_id: int) -> Model{m}:
+        return Model{m}(id=item_id, name=str(item_id))
+
+    def delete(self, model: type, item_id: int) -> None:
+        for row in self.db.query(model):
+            if getattr(row, "id", None) == item_id:
+                self.db.rollback()
+{body}
+'''
+
+MODEL = '''"""Model {i}."""
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Model{i}:
+    id: int
+    name: str
+    tags: list[str] = field(default_factory=list)
+
+    def label(self) -> str:
+        return f"{{self.name}} ({{self.id}})"
+
+    def tagged(self, tag: str) -> bool:
+        return tag in self.tags
+{body}
+'''
+
+UTIL = '''"""Utility module {i}."""
+import json
+import re
+from pathlib import Path
+
+PATTERN = re.compile(r"[a-z]+{i}")
+
+
+def helper{i}(value: object) -> str:
+    return json.dumps(str(value))
+
+
+def read_config{i}(path: Path) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def slug{i}(text: str) -> str:
+    return "-".join(PATTERN.findall(text.lower()))
+{body}
+'''
+
+API_TEST = '''"""Tests of router {i}."""
+from fastapi.testclient import TestClient
+
+from app.api.deps import get_db
+from app.main import app
+
+
+def fake_db():
+    yield None
+
+
+app.dependency_overrides[get_db] = fake_db
+client = TestClient(app)
+
+
+def test_list_{i}() -> None:
+    assert client.get("/r{i}/items").status_code in (200, 422)
+'''
+
+PLAIN_TEST = '''"""Tests of utility {i}."""
+from app.utils.u{i} import helper{i}, slug{i}
+
+
+def test_helper_{i}() -> None:
+    assert helper{i}(1) == '"1"'
+
+
+def test_slug_{i}() -> None:
+    assert slug{i}("Abc Def") == "abc-def" or True
+{body}
+'''
+
+
+def _filler(rng: random.Random, count: int) -> str:
+    lines = []
+    for n in range(count):
+        lines.append(f"\n\ndef extra_{n}(x: int, y: int = {rng.randint(0, 9)}) -> int:")
+        lines.append(f"    total = x * {rng.randint(1, 99)} + y")
+        lines.append("    for step in range(3):")
+        lines.append("        total += step")
+        lines.append("    return total")
+    return "\n".join(lines)
+
+
+def generate(root: Path, files: int, seed: int) -> None:
+    """Write a tree of about `files` Python files under `root`."""
+    rng = random.Random(seed)
+    routers = max(1, int(files * FASTAPI_SHARE * 0.7))
+    api_tests = max(1, int(files * FASTAPI_SHARE) - routers - 3)
+    rest = max(4, files - routers - api_tests - 8)
+    services, models, plain_tests = rest // 4, rest // 4, rest // 6
+    utils = max(1, rest - services - models - plain_tests)
+
+    def write(relative: str, text: str) -> None:
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text('[project]\nname = "bench"\nversion = "0"\n')
+    for package in ("app", "app/api", "app/api/routers", "app/services", "app/models", "app/utils"):
+        write(f"{package}/__init__.py", "")
+    write("tests/__init__.py", "")
+    write("app/db.py", DB)
+    write("app/api/deps.py", DEPS)
+    imports = "\n".join(
+        f"from app.api.routers.r{i} import router as router{i}" for i in range(routers)
+    )
+    includes = "\n".join(f"app.include_router(router{i})" for i in range(routers))
+    write("app/main.py", f"from fastapi import FastAPI\n{imports}\n\napp = FastAPI()\n{includes}\n")
+    for i in range(routers):
+        write(
+            f"app/api/routers/r{i}.py",
+            ROUTER.format(i=i, m=rng.randrange(models), s=rng.randrange(services)),
+        )
+    for i in range(services):
+        text = SERVICE.format(
+            i=i, m=rng.randrange(models), u=rng.randrange(utils), body=_filler(rng, 4)
+        )
+        write(f"app/services/s{i}.py", text)
+    for i in range(models):
+        write(f"app/models/m{i}.py", MODEL.format(i=i, body=_filler(rng, 3)))
+    for i in range(utils):
+        write(f"app/utils/u{i}.py", UTIL.format(i=i, body=_filler(rng, 6)))
+    for i in range(api_tests):
+        write(f"tests/test_api_{i}.py", API_TEST.format(i=rng.randrange(routers)))
+    for i in range(plain_tests):
+        write(f"tests/test_util_{i}.py", PLAIN_TEST.format(i=i % utils, body=_filler(rng, 2)))
+    past = time.time() - 3600  # a checkout from an hour ago: no file is "just modified"
+    for path in root.rglob("*.py"):
+        os.utime(path, (past, past))
+
+
+def count(root: Path) -> tuple[int, int]:
+    python = list(root.rglob("*.py"))
+    touching = sum(1 for p in python if b"fastapi" in p.read_bytes())
+    return len(python), touching
+
+
+# ---- the measurements ------------------------------------------------------------------------------
+def measure(root: Path) -> list[Timing]:
+    ruff, depfix = _tool("ruff"), _tool("depfix")
+    cache = root / ".depfix_cache"
+    timings = [
+        _run("ruff cold (--no-cache)", [ruff, "check", "--no-cache", "--select", "FAST", "."], root)
+    ]
+    _run("ruff (filling its cache)", [ruff, "check", "--select", "FAST", "."], root)
+    timings.append(_run("ruff cached", [ruff, "check", "--select", "FAST", "."], root))
+    check = [depfix, "check", "--quiet", "."]
+    timings.append(_run("depfix cold (--no-cache)", [*check, "--no-cache"], root))
+    shutil.rmtree(cache, ignore_errors=True)
+    timings.append(_run("depfix cold (empty cache)", check, root))
+    timings.append(_run("depfix warm", check, root))
+    router = root / "app/api/routers/r0.py"
+    text = router.read_text()
+    router.write_text(text.replace('{"id": item_id}', '{"id": item_id, "edited": True}'))
+    timings.append(_run("depfix, one route body edited", check, root))
+    router.write_text(router.read_text() + "\n\ndef added() -> int:\n    return 1\n")
+    timings.append(_run("depfix, one function added", check, root))
+    plain = root / "app/utils/u0.py"
+    plain.write_text(plain.read_text() + "\n# touched\n")
+    timings.append(_run("depfix, one plain module edited", check, root))
+    lazy = [*check, "--no-cache", "--ignore", "DF008"]
+    timings.append(_run("depfix --ignore DF008 (no cache)", lazy, root))
+    return timings
+
+
+def table(timings: list[Timing], ruff_cold: float, ruff_cached: float) -> None:
+    print(f"{'run':38} {'wall s':>8} {'peak MB':>8} {'x ruff':>7}")
+    for timing in timings:
+        base = ruff_cached if "warm" in timing.label or "cached" in timing.label else ruff_cold
+        ratio = timing.seconds / base if base else float("nan")
+        print(f"{timing.label:38} {timing.seconds:8.2f} {timing.peak_mb:8.0f} {ratio:7.1f}")
+
+
+def scaling(sizes: list[int], seed: int, keep: Optional[Path]) -> None:
+    ruff, depfix = _tool("ruff"), _tool("depfix")
+    print(
+        f"\n{'files':>6} {'FastAPI':>8} {'ruff s':>7} {'depfix s':>9} {'x ruff':>7} {'peak MB':>8}"
+        f" {'no DF008 s':>14}"
+    )
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix=f"depfix-bench-{size}-") as directory:
+            root = Path(directory)
+            generate(root, size, seed)
+            files, touching = count(root)
+            r = _run("ruff", [ruff, "check", "--no-cache", "--select", "FAST", "."], root)
+            d = _run("depfix", [depfix, "check", "--quiet", "--no-cache", "."], root)
+            lazy = _run(
+                "depfix", [depfix, "check", "--quiet", "--no-cache", "--ignore", "DF008", "."], root
+            )
+            print(
+                f"{files:6} {touching:8} {r.seconds:7.2f} {d.seconds:9.2f} "
+                f"{d.seconds / r.seconds:7.1f} {d.peak_mb:8.0f} {lazy.seconds:14.2f}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=7000)
+    parser.add_argument("--scaling", default="", help="comma-separated sizes, e.g. 1000,3000,7000")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", type=Path, help="write the tree here and keep it")
+    arguments = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    if arguments.files:
+        with tempfile.TemporaryDirectory(prefix="depfix-bench-") as directory:
+            root = arguments.keep or Path(directory)
+            if arguments.keep:
+                shutil.rmtree(root, ignore_errors=True)
+            generate(root, arguments.files, arguments.seed)
+            files, touching = count(root)
+            print(f"tree: {files} files, {touching} import FastAPI ({root})\n")
+            timings = measure(root)
+            table(timings, timings[0].seconds, timings[1].seconds)
+    if arguments.scaling:
+        sizes = [int(size) for size in arguments.scaling.split(",")]
+        scaling(sizes, arguments.seed, arguments.keep)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""The run cache under the project root (`.depfix_cache/`), ignored by git like ruff's.
+
+One file holds the entries of the last run: per-file facts and syntax checks keyed by content (and the
+module the file is), per-file outcomes keyed by content, settings and a digest of the index facts the
+file depends on, and the whole last result keyed by the size and modification time of every file. It is
+written atomically (temporary file and `os.replace`), so concurrent runs each see a whole cache, the last
+writer's. It is signed with a key kept outside the project: a cache that was altered, truncated or
+brought in with a repository is ignored like a corrupt one (unpickling it would run its code).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import os
+import pickle
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+from depfix import __version__
+
+DIRECTORY = ".depfix_cache"
+FILE = "cache-v1.pickle"
+SALT = f"depfix {__version__} python {sys.version}".encode()
+
+
+def canonical(value: object) -> object:
+    """`value` with sets and dicts in sorted order and dataclasses as tuples: a repr-stable form."""
+    if isinstance(value, (str, bytes, int, float, bool, type(None))):
+        return value
+    if isinstance(value, (set, frozenset)):
+        return ("set", sorted((canonical(item) for item in value), key=repr))
+    if isinstance(value, dict):
+        return ("dict", sorted(((canonical(k), canonical(v)) for k, v in value.items()), key=repr))
+    if isinstance(value, (list, tuple)):
+        return tuple(canonical(item) for item in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = dataclasses.fields(value)
+        return (type(value).__name__, *(canonical(getattr(value, f.name)) for f in fields))
+    return repr(value)
+
+
+def digest(*parts: object) -> str:
+    """A stable digest of bytes and of other values (in their canonical form)."""
+    hasher = hashlib.blake2b(SALT, digest_size=20)
+    for part in parts:
+        data = part if isinstance(part, bytes) else repr(canonical(part)).encode()
+        hasher.update(len(data).to_bytes(8, "little"))
+        hasher.update(data)
+    return hasher.hexdigest()
+
+
+def _key_file() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "depfix" / "cache-key"
+
+
+def _signing_key() -> Optional[bytes]:
+    path = _key_file()
+    try:
+        key = path.read_bytes()
+        if len(key) == 32:
+            return key
+    except OSError:
+        pass
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(os.urandom(32))
+        os.replace(temporary, path)  # a concurrent run may win: read back whichever key stayed
+        key = path.read_bytes()
+    except OSError:
+        return None
+    return key if len(key) == 32 else None
+
+
+class Cache:
+    """Entries read from the last run, and the entries this run uses or adds (the ones kept)."""
+
+    def __init__(self, root: Path) -> None:
+        self.directory = root / DIRECTORY
+        self.key = _signing_key()
+        self.old: dict[str, dict[str, Any]] = {}
+        self.new: dict[str, dict[str, Any]] = {}
+        self.dirty = False
+        if self.key is not None:
+            self.old = self._read()
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        assert self.key is not None
+        try:
+            blob = (self.directory / FILE).read_bytes()
+        except OSError:
+            return {}
+        signature, payload = blob[:32], blob[32:]
+        if not hmac.compare_digest(signature, hmac.new(self.key, payload, "sha256").digest()):
+            return {}
+        try:
+            loaded = pickle.loads(payload)
+        except Exception:  # a signed but unreadable cache (another depfix version): a miss
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+
+    def get(self, table: str, key: str) -> Any:
+        """The entry, kept for the next run; None when absent."""
+        entry = self.new.get(table, {}).get(key)
+        if entry is None:
+            entry = self.old.get(table, {}).get(key)
+            if entry is not None:
+                self.new.setdefault(table, {})[key] = entry
+        return entry
+
+    def put(self, table: str, key: str, value: Any) -> None:
+        self.new.setdefault(table, {})[key] = value
+        self.dirty = True
+
+    def save(self) -> None:
+        """Write this run's entries; a cache that cannot be written is silently skipped."""
+        if self.key is None or not (self.dirty or self.new.keys() != self.old.keys()):
+            return
+        try:
+            payload = pickle.dumps(self.new, protocol=pickle.HIGHEST_PROTOCOL)
+            self.directory.mkdir(exist_ok=True)
+            ignore = self.directory / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text("# Automatically created by depfix.\n*\n", encoding="utf-8")
+            signature = hmac.new(self.key, payload, "sha256").digest()
+            fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(signature + payload)
+                os.replace(temporary, self.directory / FILE)
+            except BaseException:
+                os.unlink(temporary)
+                raise
+        except (OSError, pickle.PicklingError, RecursionError):
+            pass

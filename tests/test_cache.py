@@ -1,0 +1,269 @@
+"""The run cache (`.depfix_cache/`) and the lazy index: never a stale or different result.
+
+Cached runs must report exactly what uncached runs report, after any edit anywhere; a damaged cache is a
+miss; `--no-cache` writes nothing. The lazy index (only the files that matter to FastAPI, and what they
+need) must give the same diagnostics and fixes as the index of every file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from depfix.cache import DIRECTORY, FILE
+from depfix.config import Settings
+from depfix.engine import RunOptions, RunResult, run
+from depfix.rules import FileRule, Rule, registered_rules
+from tests.conftest import run_depfix, write_tree
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+ALL_RULES = '[project]\nname = "demo"\nrequires-python = ">=3.9"\n'
+
+PROVIDER_GENERATOR = """\
+def get_db():
+    yield 1
+"""
+PROVIDER_CLASS = """\
+class get_db:
+    def __init__(self) -> None:
+        self.value = 1
+
+    def __call__(self) -> int:
+        return self.value
+"""
+ROUTES = """\
+from fastapi import APIRouter, Depends
+
+from app.deps import get_db
+
+router = APIRouter()
+
+
+@router.get("/")
+def read(db=Depends(get_db())):
+    return db
+"""
+
+
+@pytest.fixture(autouse=True)
+def _cache_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEPFIX_NO_CACHE", raising=False)
+
+
+def _age(root: Path, seconds: float = 3600) -> None:
+    """Make every file look checked out a while ago (a cache may trust unchanged mtimes)."""
+    past = time.time() - seconds
+    for path in root.rglob("*"):
+        os.utime(path, (past, past), follow_symlinks=False)
+
+
+def _report(root: Path, *args: str) -> tuple[int, dict[str, object]]:
+    result = run_depfix(root, "check", "--format", "json", *args, ".")
+    assert "Traceback" not in result.err, result
+    return result.code, json.loads(result.stdout)
+
+
+def _codes(report: dict[str, object]) -> list[tuple[str, str]]:
+    diagnostics = report["diagnostics"]
+    assert isinstance(diagnostics, list)
+    return [(d["path"], d["code"]) for d in diagnostics]
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    root = write_tree(
+        tmp_path / "p",
+        {
+            "pyproject.toml": ALL_RULES,
+            "app/__init__.py": "",
+            "app/deps.py": PROVIDER_GENERATOR,
+            "app/routes.py": ROUTES,
+        },
+    )
+    _age(root)
+    return root
+
+
+def test_editing_a_provider_updates_diagnostics_in_the_files_that_use_it(app: Path) -> None:
+    code, first = _report(app)
+    assert ("app/routes.py", "DF005") in _codes(first), first
+    assert (app / DIRECTORY / FILE).is_file()
+    assert _report(app) == (code, first)  # warm: the same report
+
+    (app / "app/deps.py").write_text(PROVIDER_CLASS)  # `get_db()` is now an instance: callable
+    cached = _report(app)
+    uncached = _report(app, "--no-cache")
+    assert cached == uncached
+    assert ("app/routes.py", "DF005") not in _codes(cached[1]), cached
+
+    (app / "app/deps.py").write_text(PROVIDER_GENERATOR)  # and back
+    assert _report(app) == (code, first)
+
+
+def test_a_direct_call_added_in_a_file_without_fastapi_updates_the_fix_grading(
+    tmp_path: Path,
+) -> None:
+    root = write_tree(
+        tmp_path / "p",
+        {
+            "pyproject.toml": ALL_RULES,
+            "app/__init__.py": "",
+            "app/deps.py": (
+                "import httpx\n\n\ndef get_client() -> httpx.Client:\n"
+                "    client = httpx.Client()\n    return client\n"
+            ),
+            "app/main.py": (
+                "from fastapi import Depends, FastAPI\n\nfrom app.deps import get_client\n\n"
+                'app = FastAPI()\n\n\n@app.get("/")\ndef read(client=Depends(get_client)):\n'
+                "    return 1\n"
+            ),
+            "scripts/job.py": "print(1)\n",
+        },
+    )
+    _age(root)
+    _, before = _report(root)
+    (root / "scripts/job.py").write_text("from app.deps import get_client\n\nget_client()\n")
+    cached = _report(root)
+    assert cached == _report(root, "--no-cache")
+    assert cached[1] != before  # the DF004 fix is now unsafe: the dependency is called directly
+
+
+def test_a_corrupt_or_foreign_cache_is_ignored(app: Path) -> None:
+    expected = _report(app, "--no-cache")
+    cache = app / DIRECTORY / FILE
+    cache.parent.mkdir()
+    for damage in (b"", b"\x00" * 10, b"garbage" * 100):
+        cache.write_bytes(damage)
+        assert _report(app) == expected
+    blob = cache.read_bytes()  # a valid cache, truncated
+    cache.write_bytes(blob[: len(blob) // 2])
+    assert _report(app) == expected
+    cache.write_bytes(blob[:32] + blob[33:] + b"x")  # altered after signing
+    assert _report(app) == expected
+
+
+def test_no_cache_writes_nothing(app: Path) -> None:
+    _report(app, "--no-cache")
+    run_depfix(app, "apply", "--no-cache", "--dry-run", ".")
+    assert not (app / DIRECTORY).exists()
+
+
+def test_the_cache_directory_ignores_itself(app: Path) -> None:
+    _report(app)
+    assert (app / DIRECTORY / ".gitignore").read_text().splitlines()[-1] == "*"
+
+
+def _trees() -> list[Path]:
+    cases = sorted(p.parent for p in FIXTURES.glob("DF[0-9][0-9][0-9]/*/before/pyproject.toml"))
+    return [FIXTURES / "demo_app", *cases]
+
+
+@pytest.mark.parametrize("tree", _trees(), ids=lambda p: p.parent.name + "/" + p.name)
+def test_cached_and_uncached_runs_report_the_same(tree: Path, tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    shutil.copytree(tree, root, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    _age(root)
+    uncached = _report(root, "--no-cache")
+    assert _report(root) == uncached  # cold, filling the cache
+    assert _report(root) == uncached  # warm
+    first = sorted(root.rglob("*.py"))[0]
+    first.write_bytes(first.read_bytes() + b"\n# edited\n")
+    assert _report(root) == _report(root, "--no-cache")
+
+
+class _WholeProject(FileRule):
+    """Does nothing, but asks for every file in the index: the full index, for comparison."""
+
+    CODE = "DF990"
+    NAME = "whole-project"
+    SUMMARY = "test rule"
+    FIX = "none"
+    NEEDLES = (b"\x00never",)
+    INDEX_NEEDLES = None
+
+
+def _run(root: Path, rules: list[Rule]) -> RunResult:
+    options = RunOptions(rules=rules, settings=Settings(), apply_fixes=True, unsafe=True)
+    return run([root], options, cwd=root)
+
+
+def _summary(result: RunResult) -> tuple[object, ...]:
+    return (
+        result.diagnostics,
+        result.errors,
+        [(c.path, c.new) for c in result.changes],
+        result.fixes,
+    )
+
+
+LAZY_RULES: list[Rule] = [rule for rule in registered_rules() if rule.FASTAPI_ONLY]
+
+NOT_MENTIONING_FASTAPI = {
+    "app/__init__.py": "",
+    "app/params.py": "from fastapi import Query, Depends\n",  # re-exports FastAPI's markers
+    "app/db.py": (
+        "import httpx\n\n\ndef get_client() -> httpx.Client:\n"
+        "    client = httpx.Client()\n    return client\n\n\n"
+        "def get_db():\n    yield 1\n    print('closed')\n"
+    ),
+    "app/base.py": "class Base:\n    def __call__(self) -> int:\n        return 1\n",
+    "app/checker.py": "from app.base import Base\n\n\nclass Checker(Base):\n    pass\n",
+    "app/query.py": (
+        "from app.params import Query\n\n\ndef search(q: str = Query(None)) -> str:\n    return q\n"
+    ),
+    "app/main.py": (
+        "from fastapi import Depends, FastAPI\n\nfrom app.checker import Checker\n"
+        "from app.db import get_client, get_db\nfrom app.query import search\n\n"
+        'app = FastAPI()\n\n\n@app.get("/")\n'
+        "def read(client=Depends(get_client), db=Depends(get_db), c=Depends(Checker())):\n"
+        "    return 1\n\n\napp.get('/s')(search)\n"
+    ),
+    "scripts/job.py": "from app.db import get_client\n\nget_client()\n",
+    "tests/test_db.py": "from app.db import get_db\n\n\ndef test_db():\n    next(get_db())\n",
+    "plain.py": "import os\n\nprint(os.sep)\n",
+}
+
+
+@pytest.mark.parametrize("tree", [*_trees(), None], ids=lambda p: p.name if p else "indirect")
+def test_the_lazy_index_gives_the_results_of_the_full_index(
+    tree: Path | None, tmp_path: Path
+) -> None:
+    root = tmp_path / "tree"
+    if tree is None:
+        write_tree(root, {"pyproject.toml": ALL_RULES, **NOT_MENTIONING_FASTAPI})
+    else:
+        shutil.copytree(tree, root, ignore=shutil.ignore_patterns("__pycache__"))
+    lazy = _run(root, LAZY_RULES)
+    full = _run(root, [*LAZY_RULES, _WholeProject])
+    assert _summary(lazy) == _summary(full)
+    if tree is None:  # the files that never mention FastAPI still count
+        codes = {(d.path, d.code) for d in lazy.diagnostics}
+        assert ("app/query.py", "DF006") in codes, lazy.diagnostics
+        assert any(
+            d.code == "DF004" and d.fix and d.fix.safety == "unsafe" for d in lazy.diagnostics
+        )
+
+
+def test_the_lazy_index_does_not_parse_files_that_cannot_matter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import depfix.engine as engine
+
+    parsed: list[str] = []
+    extract: Callable[..., object] = engine._extract
+
+    def spy(job: engine._Job, data: bytes | None = None) -> object:
+        parsed.append(job.path)
+        return extract(job, data)
+
+    monkeypatch.setattr(engine, "_extract", spy)
+    root = write_tree(tmp_path / "tree", {"pyproject.toml": ALL_RULES, **NOT_MENTIONING_FASTAPI})
+    _run(root, LAZY_RULES)
+    assert "plain.py" not in parsed
+    assert "app/query.py" in parsed and "app/base.py" in parsed
