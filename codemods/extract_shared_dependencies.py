@@ -75,7 +75,7 @@ import ast
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import libcst as cst
 
@@ -826,7 +826,9 @@ class _Planner:
             clash = sorted(name for name in all_moved | set(self.move.imports) if name in taken)
             if clash:
                 raise Refusal(f"{existing_facts.path} already defines {clash[0]}")
-            tree = tree.visit(_DropImportsOf(self.index, existing_facts, moved_by_module))
+            tree = tree.visit(
+                _DropImportsOf(self.index, existing_facts, moved_by_module, target_module)
+            )
         else:
             tree = cst.parse_module("")
         clash = sorted(set(self.move.imports) & all_moved)
@@ -990,13 +992,8 @@ def _import_from(source: str, aliases: list[cst.ImportAlias], parens: bool) -> c
     return cst.ImportFrom(module=module, relative=relative, names=names)
 
 
-class _Retarget(cst.CSTTransformer):
-    """Point `from <source> import moved` statements at the new module.
-
-    A top-level import loses the moved names, which `added` lists for the caller to import where
-    isort would put them; an import inside a function (or one with aliases or comments) is split in
-    place.
-    """
+class _FileEdit(cst.CSTTransformer):
+    """An edit of one project file that points uses of the moved names at the new module."""
 
     def __init__(
         self,
@@ -1010,6 +1007,18 @@ class _Retarget(cst.CSTTransformer):
         self.facts = facts
         self.moved = moved_by_module
         self.target_module = target_module
+
+
+class _Retarget(_FileEdit):
+    """Point `from <source> import moved` statements at the new module.
+
+    A top-level import loses the moved names, which `added` lists for the caller to import where
+    isort would put them; an import inside a function (or one with aliases or comments) is split in
+    place.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
         self.depth = 0
         self.added: list[tuple[str, str]] = []
         """(source, name) imports the caller adds at the top level."""
@@ -1073,22 +1082,12 @@ class _Retarget(cst.CSTTransformer):
         return cst.FlattenSentinel([remaining, cst.SimpleStatementLine(body=[new_import])])
 
 
-class _RetargetAttributes(cst.CSTTransformer):
+class _RetargetAttributes(_FileEdit):
     """`auth.get_current_user` -> `dependencies.get_current_user` for moved names read through an
     imported module object; `app.routers.auth.x` -> `app.dependencies.x` for the dotted form."""
 
-    def __init__(
-        self,
-        index: ProjectIndex,
-        facts: FileFacts,
-        moved_by_module: dict[str, set[str]],
-        target_module: str,
-    ) -> None:
-        super().__init__()
-        self.index = index
-        self.facts = facts
-        self.moved = moved_by_module
-        self.target_module = target_module
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
         self.short = False
         self.full = False
 
@@ -1182,16 +1181,8 @@ def _names_in(tree: cst.Module) -> set[str]:
     return found
 
 
-class _DropImportsOf(cst.CSTTransformer):
+class _DropImportsOf(_FileEdit):
     """In the module receiving the moved code: drop its imports of the moved names."""
-
-    def __init__(
-        self, index: ProjectIndex, facts: FileFacts, moved_by_module: dict[str, set[str]]
-    ) -> None:
-        super().__init__()
-        self.index = index
-        self.facts = facts
-        self.moved = moved_by_module
 
     def leave_SimpleStatementLine(
         self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
