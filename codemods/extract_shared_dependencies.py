@@ -75,24 +75,34 @@ import ast
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import libcst as cst
 
+from codemods._import_edits import (
+    DropImportsOf,
+    Retarget,
+    RetargetAttributes,
+    Unqualify,
+    add_aliased,
+    attributes_read,
+    names_in,
+    statement_code,
+)
+from codemods._import_graph import Edge, cycle_edges, name_import_cycles
 from codemods._module_analysis import ImportBinding, ModuleAnalysis, analyse
 from codemods._placement import new_module_path
 from depfix.config import Settings
-from depfix.facts import FileFacts, ImportFact, extract_facts, resolve_relative
+from depfix.facts import FileFacts, extract_facts
 from depfix.imports import (
     add_from_import,
     add_import,
-    dotted,
     relative_source,
     remove_imports_made_unused,
     uses_relative_imports,
 )
-from depfix.index import Class, Function, ProjectIndex, strongly_connected
-from depfix.rules import SAFE, Changeset, ProjectFinding, ProjectRule, Span, register, source_of
+from depfix.index import Class, Function, ProjectIndex
+from depfix.rules import SAFE, Changeset, ProjectFinding, ProjectRule, Span, register
 from depfix.values import Name
 
 ALL_IMPORTS = frozenset({"eager", "local", "type_checking"})
@@ -101,24 +111,6 @@ EAGER_ONLY = frozenset({"eager"})
 
 class Refusal(Exception):
     """Why a cycle is reported without a fix."""
-
-
-@dataclass(frozen=True)
-class Edge:
-    path: str
-    line: int
-    importer: str
-    imported: str
-    names: tuple[str, ...]
-    attribute: bool = False
-    """`Depends(module.name)` through an imported module object, read when the module runs."""
-
-    def describe(self, with_line: bool = True) -> str:
-        where = f"{self.path}:{self.line}" if with_line else self.path
-        if self.attribute:
-            return f"{where} reads {self.imported}.{self.names[0]} while it runs"
-        what = f"{', '.join(self.names)} from {self.imported}" if self.names else self.imported
-        return f"{where} imports {what}"
 
 
 @dataclass
@@ -243,135 +235,6 @@ class ExtractSharedDependencies(ProjectRule):
                 if resolved in targets or (facts.module, name) in sites:
                     seeds.add((facts.module, name))
         return sorted(seeds)
-
-
-def _fetches_names(index: ProjectIndex, fact: ImportFact) -> bool:
-    """Whether an import reads names off a project module (`from x import name`), which fails
-    while that module is only partly run. `import pkg.mod` and `from pkg import submodule` only
-    need the module object, which Python hands out half-initialised."""
-    if fact.star:
-        return True
-    return any(f"{fact.target}.{name}" not in index.modules for name in fact.names)
-
-
-def _runs(index: ProjectIndex, facts: FileFacts, fact: ImportFact) -> set[str]:
-    """The project modules an import statement may start running.
-
-    `from a.b import c` runs `a`, `a.b` and, when it is a module, `a.b.c`. The packages that
-    contain the importing module are left out: they always start before it.
-    """
-    wanted = [fact.target, *(f"{fact.target}.{name}" for name in fact.names)]
-    found: set[str] = set()
-    for name in wanted:
-        parts = name.split(".")
-        for cut in range(1, len(parts) + 1):
-            target = index.modules.get(".".join(parts[:cut]))
-            if target is not None:
-                found.add(target.module)
-    own = facts.module.split(".")
-    ancestors = {".".join(own[:cut]) for cut in range(1, len(own) + 1)}
-    return found - ancestors
-
-
-@dataclass(frozen=True)
-class ImportGraph:
-    """Which modules each module runs when it runs (`runs`), and which of those edges read names
-    off the module they run (`fetches`): an import cycle can fail only at one of those."""
-
-    runs: dict[str, set[str]]
-    fetches: set[tuple[str, str]]
-
-    def cycles(self) -> list[list[str]]:
-        """The cycles that can fail: strongly connected components with a fetching edge inside."""
-        found = []
-        for component in strongly_connected(self.runs):
-            if len(component) > 1 and any(
-                a in component and b in component for a, b in self.fetches
-            ):
-                found.append(sorted(component))
-        return sorted(found)
-
-
-def import_graph(index: ProjectIndex, kinds: frozenset[str]) -> ImportGraph:
-    key = f"DF008:graph:{','.join(sorted(kinds))}"
-    cached = index.memo.get(key)
-    if isinstance(cached, ImportGraph):
-        return cached
-    runs: dict[str, set[str]] = {}
-    fetches: set[tuple[str, str]] = set()
-    for facts in index.files.values():
-        edges = runs.setdefault(facts.module, set())
-        for fact in facts.imports:
-            if fact.kind not in kinds:
-                continue
-            edges.update(_runs(index, facts, fact))
-            target = index.modules.get(fact.target)
-            if target is not None and target.module != facts.module and _fetches_names(index, fact):
-                fetches.add((facts.module, target.module))
-        for edge in _attribute_edges(index, facts):
-            fetches.add((facts.module, edge.imported))
-    graph = ImportGraph(runs, fetches)
-    index.memo[key] = graph
-    return graph
-
-
-def name_import_cycles(index: ProjectIndex, kinds: frozenset[str]) -> list[list[str]]:
-    """The import cycles that can fail, with imports of the given kinds, sorted."""
-    return import_graph(index, kinds).cycles()
-
-
-def cycle_edges(index: ProjectIndex, cycle: list[str], kinds: frozenset[str]) -> list[Edge]:
-    """The imports between members of a cycle, with the names they take."""
-    members = set(cycle)
-    edges = []
-    for module in sorted(cycle):
-        facts = index.modules[module]
-        for fact in facts.imports:
-            if fact.kind not in kinds:
-                continue
-            reached = sorted(_runs(index, facts, fact) & members - {module})
-            target = index.modules.get(fact.target)
-            if target is not None and target.module in reached and _fetches_names(index, fact):
-                names = tuple(n for n in fact.names if f"{fact.target}.{n}" not in index.modules)
-                edges.append(Edge(facts.path, fact.line, module, target.module, names or ("*",)))
-            elif reached:
-                edges.append(Edge(facts.path, fact.line, module, reached[-1], ()))
-        edges.extend(edge for edge in _attribute_edges(index, facts) if edge.imported in members)
-    return sorted(set(edges), key=lambda e: (e.path, e.line, e.imported))
-
-
-def _attribute_edges(index: ProjectIndex, facts: FileFacts) -> list[Edge]:
-    """`Depends(auth.get_current_user)` evaluated while the module runs, through `import auth`.
-
-    Reading an attribute of a module that is still running fails like `from auth import name`.
-    """
-    edges = []
-    imported = None
-    for ref in facts.dependency_refs:
-        if not isinstance(ref.target, Name) or not _runs_at_import(facts, ref.function):
-            continue
-        module, _, name = ref.target.qname.rpartition(".")
-        target = index.modules.get(module)
-        if target is None or target.module == facts.module:
-            continue
-        if any(
-            fact.target == module and name in fact.names and fact.kind == "eager"
-            for fact in facts.imports
-        ):
-            continue  # a plain `from module import name`: an edge of its own
-        if imported is None:
-            imported = index.imported_modules(facts)
-        if target.module in imported:
-            edges.append(Edge(facts.path, ref.line, facts.module, target.module, (name,), True))
-    return edges
-
-
-def _runs_at_import(facts: FileFacts, function: Optional[str]) -> bool:
-    """Whether code in this function's signature runs when the module runs (not in a factory)."""
-    if function is None:
-        return True
-    parts = function.split(".")
-    return all(".".join(parts[: cut + 1]) in facts.classes for cut in range(len(parts) - 1))
 
 
 def _site(index: ProjectIndex, qname: str, depth: int = 0) -> Optional[tuple[str, str]]:
@@ -527,7 +390,7 @@ class _Planner:
             if bound is not None and bound.module in self.cycle and binding.original is not None:
                 # `users.get_user(...)` through `from app.routers import users`: the names it
                 # reads move along and are read directly
-                attributes = _attributes_read(node, binding.name)
+                attributes = attributes_read(node, binding.name)
                 if attributes is None:
                     raise Refusal(
                         f"the dependencies use module {bound.module} itself, which is in the cycle"
@@ -757,10 +620,10 @@ class _Planner:
             body.append(statement)
         tree = before.with_changes(body=body)
         relative_style = uses_relative_imports(before)
-        retarget = _Retarget(self.index, facts, moved_by_module, target_module)
+        retarget = Retarget(self.index, facts, moved_by_module, target_module)
         tree = tree.visit(retarget)
         first_party = self.index.top_level_packages()
-        attributes = _RetargetAttributes(self.index, facts, moved_by_module, target_module)
+        attributes = RetargetAttributes(self.index, facts, moved_by_module, target_module)
         rewritten = tree.visit(attributes)
         if attributes.changed:
             tree = self._bind_new_module(facts, rewritten, attributes, target_module, first_party)
@@ -780,14 +643,14 @@ class _Planner:
         self,
         facts: FileFacts,
         tree: cst.Module,
-        attributes: _RetargetAttributes,
+        attributes: RetargetAttributes,
         target_module: str,
         first_party: frozenset[str],
     ) -> cst.Module:
         """Import the new module under the name the rewritten `module.name` reads use."""
         parent, _, last = target_module.rpartition(".")
         if attributes.short:
-            taken = _names_in(tree) - {last}
+            taken = names_in(tree) - {last}
             bound = facts.bindings.get(last)
             if (bound is not None and bound != Name(target_module)) or last in taken:
                 raise Refusal(f"{facts.path} already uses the name {last}")
@@ -827,7 +690,7 @@ class _Planner:
             if clash:
                 raise Refusal(f"{existing_facts.path} already defines {clash[0]}")
             tree = tree.visit(
-                _DropImportsOf(self.index, existing_facts, moved_by_module, target_module)
+                DropImportsOf(self.index, existing_facts, moved_by_module, target_module)
             )
         else:
             tree = cst.parse_module("")
@@ -851,7 +714,7 @@ class _Planner:
             if binding.name == binding.original:
                 tree = add_from_import(tree, source, binding.original, first_party)
             else:
-                tree = _add_aliased(tree, source, binding.original, binding.name)
+                tree = add_aliased(tree, source, binding.original, binding.name)
         statements = self._ordered(moved_by_module)
         code = tree.code
         if "annotations" in self.move.future and "from __future__ import annotations" not in code:
@@ -870,7 +733,7 @@ class _Planner:
                 # existing code, one after the imports or between plain statements
                 apart = is_definition or previous_is_definition or not only_imports
                 result += "\n" * (3 if apart else 2)
-            result += _statement_code(statement)
+            result += statement_code(statement)
             only_imports = True
             previous_is_definition = is_definition
         return (result + "\n").encode("utf-8")
@@ -912,7 +775,7 @@ class _Planner:
             node = self.analysis(key[0]).statements[key[1]].node
             modules = self.move.unqualify.get(key)
             if modules:
-                node = cst.ensure_type(node.visit(_Unqualify(modules)), type(node))
+                node = cst.ensure_type(node.visit(Unqualify(modules)), type(node))
             statements.append(node)
         return statements
 
@@ -955,271 +818,3 @@ class _Planner:
 
 
 # ---- helpers for libcst edits ---------------------------------------------------------------------
-def _statement_code(statement: Union[cst.SimpleStatementLine, cst.BaseCompoundStatement]) -> str:
-    comments = [line for line in statement.leading_lines if line.comment is not None]
-    node = statement.with_changes(leading_lines=comments)
-    return cst.Module(body=[node]).code.rstrip("\n")
-
-
-def _absolute(facts: FileFacts, node: cst.ImportFrom) -> Optional[str]:
-    source = dotted(node.module) if node.module is not None else None
-    if node.module is not None and source is None:
-        return None
-    return resolve_relative(facts.module, facts.is_package, len(node.relative), source)
-
-
-def _source_parts(source: str) -> tuple[Optional[Union[cst.Name, cst.Attribute]], list[cst.Dot]]:
-    dots = len(source) - len(source.lstrip("."))
-    target = source[dots:]
-    module = cst.parse_expression(target) if target else None
-    assert module is None or isinstance(module, (cst.Name, cst.Attribute))
-    return module, [cst.Dot()] * dots
-
-
-def _import_from(source: str, aliases: list[cst.ImportAlias], parens: bool) -> cst.ImportFrom:
-    """`from source import aliases`, each alias keeping its layout and comments."""
-    module, relative = _source_parts(source)
-    names = list(aliases)
-    names[-1] = names[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-    if parens and len(names) > 1:
-        return cst.ImportFrom(
-            module=module,
-            relative=relative,
-            names=names,
-            lpar=cst.LeftParen(),
-            rpar=cst.RightParen(),
-        )
-    return cst.ImportFrom(module=module, relative=relative, names=names)
-
-
-class _FileEdit(cst.CSTTransformer):
-    """An edit of one project file that points uses of the moved names at the new module."""
-
-    def __init__(
-        self,
-        index: ProjectIndex,
-        facts: FileFacts,
-        moved_by_module: dict[str, set[str]],
-        target_module: str,
-    ) -> None:
-        super().__init__()
-        self.index = index
-        self.facts = facts
-        self.moved = moved_by_module
-        self.target_module = target_module
-
-
-class _Retarget(_FileEdit):
-    """Point `from <source> import moved` statements at the new module.
-
-    A top-level import loses the moved names, which `added` lists for the caller to import where
-    isort would put them; an import inside a function (or one with aliases or comments) is split in
-    place.
-    """
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.depth = 0
-        self.added: list[tuple[str, str]] = []
-        """(source, name) imports the caller adds at the top level."""
-
-    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
-        self.depth += 1
-
-    def leave_IndentedBlock(
-        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
-    ) -> cst.IndentedBlock:
-        self.depth -= 1
-        return updated_node
-
-    def leave_If(self, original_node: cst.If, updated_node: cst.If) -> cst.If:
-        # `if TYPE_CHECKING:` imports are left alone: the source keeps a re-export for them
-        return updated_node
-
-    def _source(self, small: cst.ImportFrom) -> str:
-        if small.relative:
-            relative = relative_source(self.facts.module, self.facts.is_package, self.target_module)
-            if relative is not None:
-                return relative
-        return self.target_module
-
-    def leave_SimpleStatementLine(
-        self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
-    ) -> Union[cst.BaseStatement, cst.FlattenSentinel[cst.BaseStatement], cst.RemovalSentinel]:
-        if len(updated_node.body) != 1:
-            return updated_node
-        small = updated_node.body[0]
-        if not isinstance(small, cst.ImportFrom) or isinstance(small.names, cst.ImportStar):
-            return updated_node
-        absolute = _absolute(self.facts, small)
-        target = self.index.modules.get(absolute) if absolute else None
-        if target is None or target.module not in self.moved:
-            return updated_node
-        names = self.moved[target.module]
-        moving = [a for a in small.names if isinstance(a.name, cst.Name) and a.name.value in names]
-        if not moving:
-            return updated_node
-        staying = [a for a in small.names if a not in moving]
-        source = self._source(small)
-        plain = all(alias.asname is None for alias in moving) and not any(
-            "#" in source_of(alias) for alias in moving
-        )
-        if not staying:
-            if self.depth == 0 and plain and "#" not in source_of(updated_node):
-                self.added.extend((source, alias.evaluated_name) for alias in moving)
-                return cst.RemoveFromParent()
-            module, relative = _source_parts(source)  # in place: layout and comments stay
-            return updated_node.with_changes(
-                body=[small.with_changes(module=module, relative=relative)]
-            )
-        kept = list(staying)
-        kept[-1] = kept[-1].with_changes(comma=small.names[-1].comma)
-        remaining = updated_node.with_changes(body=[small.with_changes(names=kept)])
-        if self.depth == 0 and plain:
-            self.added.extend((source, alias.evaluated_name) for alias in moving)
-            return remaining
-        new_import = _import_from(source, moving, parens=small.lpar is not None)
-        return cst.FlattenSentinel([remaining, cst.SimpleStatementLine(body=[new_import])])
-
-
-class _RetargetAttributes(_FileEdit):
-    """`auth.get_current_user` -> `dependencies.get_current_user` for moved names read through an
-    imported module object; `app.routers.auth.x` -> `app.dependencies.x` for the dotted form."""
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.short = False
-        self.full = False
-
-    @property
-    def changed(self) -> bool:
-        return self.short or self.full
-
-    def _module_of(self, node: cst.BaseExpression) -> Optional[str]:
-        written = dotted(node)
-        if written is None:
-            return None
-        head, _, rest = written.partition(".")
-        binding = self.facts.bindings.get(head)
-        if not isinstance(binding, Name) or head in self.facts.rebound:
-            return None
-        qualified = f"{binding.qname}.{rest}" if rest else binding.qname
-        target = self.index.modules.get(qualified)
-        return target.module if target is not None else None
-
-    def leave_Attribute(
-        self, original_node: cst.Attribute, updated_node: cst.Attribute
-    ) -> cst.BaseExpression:
-        module = self._module_of(original_node.value)
-        if module is None or original_node.attr.value not in self.moved.get(module, ()):
-            return updated_node
-        written = dotted(original_node.value) or ""
-        if written == module and "." in module:  # `import app.routers.auth` + full dotted reads
-            self.full = True
-            replacement: cst.BaseExpression = cst.parse_expression(self.target_module)
-        else:
-            self.short = True
-            replacement = cst.Name(self.target_module.rpartition(".")[2])
-        return updated_node.with_changes(value=replacement)
-
-
-def _attributes_read(node: cst.CSTNode, module: str) -> Optional[set[str]]:
-    """The names read as `module.name` in `node`, or None when `module` is used otherwise."""
-    names: set[str] = set()
-    bare = False
-
-    class Collect(cst.CSTVisitor):
-        def visit_Attribute(self, node: cst.Attribute) -> bool:
-            if isinstance(node.value, cst.Name) and node.value.value == module:
-                names.add(node.attr.value)
-                return False
-            return True
-
-        def visit_Name(self, node: cst.Name) -> None:
-            nonlocal bare
-            bare = bare or node.value == module
-
-    node.visit(Collect())
-    return None if bare else names
-
-
-class _Unqualify(cst.CSTTransformer):
-    """`users.get_user` -> `get_user` for the given module names."""
-
-    def __init__(self, modules: set[str]) -> None:
-        super().__init__()
-        self.modules = modules
-
-    def leave_Attribute(
-        self, original_node: cst.Attribute, updated_node: cst.Attribute
-    ) -> cst.BaseExpression:
-        if isinstance(updated_node.value, cst.Name) and updated_node.value.value in self.modules:
-            return updated_node.attr
-        return updated_node
-
-
-def _names_in(tree: cst.Module) -> set[str]:
-    """Every name the module binds or reads (not attribute names or keyword-argument names)."""
-    found: set[str] = set()
-
-    class Collect(cst.CSTVisitor):
-        def visit_Attribute(self, node: cst.Attribute) -> bool:
-            node.value.visit(self)
-            return False
-
-        def visit_Arg(self, node: cst.Arg) -> bool:
-            node.value.visit(self)
-            return False
-
-        def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
-            return False
-
-        def visit_Name(self, node: cst.Name) -> None:
-            found.add(node.value)
-
-    tree.visit(Collect())
-    return found
-
-
-class _DropImportsOf(_FileEdit):
-    """In the module receiving the moved code: drop its imports of the moved names."""
-
-    def leave_SimpleStatementLine(
-        self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
-    ) -> cst.BaseStatement | cst.RemovalSentinel:
-        if len(updated_node.body) != 1:
-            return updated_node
-        small = updated_node.body[0]
-        if not isinstance(small, cst.ImportFrom) or isinstance(small.names, cst.ImportStar):
-            return updated_node
-        absolute = _absolute(self.facts, small)
-        target = self.index.modules.get(absolute) if absolute else None
-        if target is None or target.module not in self.moved:
-            return updated_node
-        staying = [
-            a.with_changes(comma=cst.MaybeSentinel.DEFAULT)
-            for a in small.names
-            if not (isinstance(a.name, cst.Name) and a.name.value in self.moved[target.module])
-        ]
-        if not staying:
-            return cst.RemoveFromParent()
-        return updated_node.with_changes(body=[small.with_changes(names=staying)])
-
-
-def _add_aliased(tree: cst.Module, source: str, original: str, name: str) -> cst.Module:
-    statement = cst.parse_statement(f"from {source} import {original} as {name}\n")
-    return _insert_import(tree, statement)
-
-
-def _insert_import(
-    tree: cst.Module, statement: Union[cst.SimpleStatementLine, cst.BaseCompoundStatement]
-) -> cst.Module:
-    body = list(tree.body)
-    position = 0
-    for index, node in enumerate(body):
-        if isinstance(node, cst.SimpleStatementLine) and all(
-            isinstance(small, (cst.Import, cst.ImportFrom)) for small in node.body
-        ):
-            position = index + 1
-    body.insert(position, statement)
-    return tree.with_changes(body=body)

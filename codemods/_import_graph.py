@@ -1,0 +1,162 @@
+"""The import graph DF008 reasons about: which modules run which, and where a cycle can fail.
+
+A module runs the modules it imports when it runs; a cycle of such edges can fail only where one
+module takes a name from another that may still be running (`from x import name`, or `Depends(x.name)`
+evaluated at import time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from depfix.facts import FileFacts, ImportFact
+from depfix.index import ProjectIndex, strongly_connected
+from depfix.values import Name
+
+
+@dataclass(frozen=True)
+class Edge:
+    path: str
+    line: int
+    importer: str
+    imported: str
+    names: tuple[str, ...]
+    attribute: bool = False
+    """`Depends(module.name)` through an imported module object, read when the module runs."""
+
+    def describe(self, with_line: bool = True) -> str:
+        where = f"{self.path}:{self.line}" if with_line else self.path
+        if self.attribute:
+            return f"{where} reads {self.imported}.{self.names[0]} while it runs"
+        what = f"{', '.join(self.names)} from {self.imported}" if self.names else self.imported
+        return f"{where} imports {what}"
+
+
+def _fetches_names(index: ProjectIndex, fact: ImportFact) -> bool:
+    """Whether an import reads names off a project module (`from x import name`), which fails
+    while that module is only partly run. `import pkg.mod` and `from pkg import submodule` only
+    need the module object, which Python hands out half-initialised."""
+    if fact.star:
+        return True
+    return any(f"{fact.target}.{name}" not in index.modules for name in fact.names)
+
+
+def _runs(index: ProjectIndex, facts: FileFacts, fact: ImportFact) -> set[str]:
+    """The project modules an import statement may start running.
+
+    `from a.b import c` runs `a`, `a.b` and, when it is a module, `a.b.c`. The packages that
+    contain the importing module are left out: they always start before it.
+    """
+    wanted = [fact.target, *(f"{fact.target}.{name}" for name in fact.names)]
+    found: set[str] = set()
+    for name in wanted:
+        parts = name.split(".")
+        for cut in range(1, len(parts) + 1):
+            target = index.modules.get(".".join(parts[:cut]))
+            if target is not None:
+                found.add(target.module)
+    own = facts.module.split(".")
+    ancestors = {".".join(own[:cut]) for cut in range(1, len(own) + 1)}
+    return found - ancestors
+
+
+@dataclass(frozen=True)
+class ImportGraph:
+    """Which modules each module runs when it runs (`runs`), and which of those edges read names
+    off the module they run (`fetches`): an import cycle can fail only at one of those."""
+
+    runs: dict[str, set[str]]
+    fetches: set[tuple[str, str]]
+
+    def cycles(self) -> list[list[str]]:
+        """The cycles that can fail: strongly connected components with a fetching edge inside."""
+        found = []
+        for component in strongly_connected(self.runs):
+            if len(component) > 1 and any(
+                a in component and b in component for a, b in self.fetches
+            ):
+                found.append(sorted(component))
+        return sorted(found)
+
+
+def import_graph(index: ProjectIndex, kinds: frozenset[str]) -> ImportGraph:
+    key = f"DF008:graph:{','.join(sorted(kinds))}"
+    cached = index.memo.get(key)
+    if isinstance(cached, ImportGraph):
+        return cached
+    runs: dict[str, set[str]] = {}
+    fetches: set[tuple[str, str]] = set()
+    for facts in index.files.values():
+        edges = runs.setdefault(facts.module, set())
+        for fact in facts.imports:
+            if fact.kind not in kinds:
+                continue
+            edges.update(_runs(index, facts, fact))
+            target = index.modules.get(fact.target)
+            if target is not None and target.module != facts.module and _fetches_names(index, fact):
+                fetches.add((facts.module, target.module))
+        for edge in _attribute_edges(index, facts):
+            fetches.add((facts.module, edge.imported))
+    graph = ImportGraph(runs, fetches)
+    index.memo[key] = graph
+    return graph
+
+
+def name_import_cycles(index: ProjectIndex, kinds: frozenset[str]) -> list[list[str]]:
+    """The import cycles that can fail, with imports of the given kinds, sorted."""
+    return import_graph(index, kinds).cycles()
+
+
+def cycle_edges(index: ProjectIndex, cycle: list[str], kinds: frozenset[str]) -> list[Edge]:
+    """The imports between members of a cycle, with the names they take."""
+    members = set(cycle)
+    edges = []
+    for module in sorted(cycle):
+        facts = index.modules[module]
+        for fact in facts.imports:
+            if fact.kind not in kinds:
+                continue
+            reached = sorted(_runs(index, facts, fact) & members - {module})
+            target = index.modules.get(fact.target)
+            if target is not None and target.module in reached and _fetches_names(index, fact):
+                names = tuple(n for n in fact.names if f"{fact.target}.{n}" not in index.modules)
+                edges.append(Edge(facts.path, fact.line, module, target.module, names or ("*",)))
+            elif reached:
+                edges.append(Edge(facts.path, fact.line, module, reached[-1], ()))
+        edges.extend(edge for edge in _attribute_edges(index, facts) if edge.imported in members)
+    return sorted(set(edges), key=lambda e: (e.path, e.line, e.imported))
+
+
+def _attribute_edges(index: ProjectIndex, facts: FileFacts) -> list[Edge]:
+    """`Depends(auth.get_current_user)` evaluated while the module runs, through `import auth`.
+
+    Reading an attribute of a module that is still running fails like `from auth import name`.
+    """
+    edges = []
+    imported = None
+    for ref in facts.dependency_refs:
+        if not isinstance(ref.target, Name) or not _runs_at_import(facts, ref.function):
+            continue
+        module, _, name = ref.target.qname.rpartition(".")
+        target = index.modules.get(module)
+        if target is None or target.module == facts.module:
+            continue
+        if any(
+            fact.target == module and name in fact.names and fact.kind == "eager"
+            for fact in facts.imports
+        ):
+            continue  # a plain `from module import name`: an edge of its own
+        if imported is None:
+            imported = index.imported_modules(facts)
+        if target.module in imported:
+            edges.append(Edge(facts.path, ref.line, facts.module, target.module, (name,), True))
+    return edges
+
+
+def _runs_at_import(facts: FileFacts, function: Optional[str]) -> bool:
+    """Whether code in this function's signature runs when the module runs (not in a factory)."""
+    if function is None:
+        return True
+    parts = function.split(".")
+    return all(".".join(parts[: cut + 1]) in facts.classes for cut in range(len(parts) - 1))
