@@ -773,7 +773,7 @@ def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) 
                 result.diagnostics.extend(outcome.diagnostics)
                 result.errors.extend(outcome.errors)
             else:  # a later round reports only what it fixed (the rest was reported already)
-                result.diagnostics.extend(d for d in outcome.diagnostics if d.fix and d.fix.applied)
+                _report_later_fixes(result, outcome.diagnostics, project.created)
                 result.errors.extend(e for e in outcome.errors if e not in result.errors)
             result.fixes += outcome.fixes
             originals.setdefault(outcome.path, outcome.original)
@@ -821,7 +821,7 @@ RACY_NS = 2_000_000_000
 
 def _settings_key(options: RunOptions) -> str:
     return digest(
-        repr(options.settings),
+        options.settings,  # in its canonical form: sets sorted
         sorted(rule.CODE for rule in options.rules),
         options.apply_fixes,
         options.unsafe,
@@ -931,14 +931,35 @@ def _outcome_keys(
             if index.fastapi_role((f.module, f.qualname)) is not None
         ]
         imported = index.names_imported_from(facts.module)
-        keys[path] = digest(
+        keys[path] = digest(  # reprs: all of these are in a stable order already
             shared,
             hashes[path],
-            [(p, hashes.get(p)) for p in files],
-            calls,
-            sorted(imported) if imported is not None else None,
+            repr([(p, hashes.get(p)) for p in files]),
+            repr(calls),
+            repr(sorted(imported) if imported is not None else None),
         )
     return keys
+
+
+def _report_later_fixes(
+    result: RunResult, diagnostics: Iterable[Diagnostic], created: set[str]
+) -> None:
+    """Add what a later round fixed, replacing what an earlier round said of the same site.
+
+    A site an earlier round could not fix (an alias that had to wait for an import cycle to go) is
+    no longer left once a later round fixes it. Fixes inside a file the run creates belong to the
+    change that creates it: they have no place in the original tree to be reported at.
+    """
+    fixed = [
+        d for d in diagnostics if d.fix is not None and d.fix.applied and d.path not in created
+    ]
+    sites = {(d.path, d.line, d.column, d.code) for d in fixed}
+    result.diagnostics[:] = [
+        d
+        for d in result.diagnostics
+        if (d.fix is not None and d.fix.applied) or (d.path, d.line, d.column, d.code) not in sites
+    ]
+    result.diagnostics.extend(fixed)
 
 
 def _plans_projects(rule: Rule) -> bool:
@@ -1059,19 +1080,21 @@ def _plan_projects(
                 message = (
                     f"{message} (not applied: it would write {outside[0]}, outside the given paths)"
                 )
-            result.diagnostics.append(
-                Diagnostic(
-                    finding.path,
-                    span.line,
-                    span.column,
-                    span.end_line,
-                    span.end_column,
-                    finding.code,
-                    rule.NAME,
-                    message,
-                    fix,
-                )
+            diagnostic = Diagnostic(
+                finding.path,
+                span.line,
+                span.column,
+                span.end_line,
+                span.end_column,
+                finding.code,
+                rule.NAME,
+                message,
+                fix,
             )
+            if round_number:
+                _report_later_fixes(result, [diagnostic], project.created)
+            else:
+                result.diagnostics.append(diagnostic)
     return touched
 
 

@@ -120,8 +120,8 @@ def _visitor_names(cls: type) -> tuple[str, ...]:
     for name in dir(cls):
         if not name.startswith(("visit_", "leave_")):
             continue
-        attribute = inspect.getattr_static(cls, name)
-        function = attribute.__func__ if isinstance(attribute, classmethod) else attribute
+        attribute = getattr(cls, name)  # a function, or a method for a classmethod
+        function = getattr(attribute, "__func__", attribute)
         if inspect.isfunction(function) and not getattr(function, "_is_no_op", False):
             names.append(name)
     return tuple(names)
