@@ -24,6 +24,9 @@ from depfix import __version__
 
 DIRECTORY = ".depfix_cache"
 FILE = "cache-v1.pickle"
+RUN_FILE = "run-v1.pickle"
+"""The whole last result, apart: a run where nothing changed reads only this small file."""
+SEPARATE = {"run": RUN_FILE}
 SALT = f"depfix {__version__} python {sys.version}".encode()
 
 
@@ -87,13 +90,17 @@ class Cache:
         self.old: dict[str, dict[str, Any]] = {}
         self.new: dict[str, dict[str, Any]] = {}
         self.dirty = False
-        if self.key is not None:
-            self.old = self._read()
+        self._loaded = False
 
-    def _read(self) -> dict[str, dict[str, Any]]:
+    def _load(self) -> None:
+        if not self._loaded and self.key is not None:
+            self.old.update(self._read(FILE))
+        self._loaded = True
+
+    def _read(self, name: str) -> dict[str, dict[str, Any]]:
         assert self.key is not None
         try:
-            blob = (self.directory / FILE).read_bytes()
+            blob = (self.directory / name).read_bytes()
         except OSError:
             return {}
         signature, payload = blob[:32], blob[32:]
@@ -107,6 +114,11 @@ class Cache:
 
     def get(self, table: str, key: str) -> Any:
         """The entry, kept for the next run; None when absent."""
+        if table in SEPARATE:
+            if table not in self.old and self.key is not None:
+                self.old[table] = self._read(SEPARATE[table]).get(table, {})
+        else:
+            self._load()
         entry = self.new.get(table, {}).get(key)
         if entry is None:
             entry = self.old.get(table, {}).get(key)
@@ -120,22 +132,29 @@ class Cache:
 
     def save(self) -> None:
         """Write this run's entries; a cache that cannot be written is silently skipped."""
-        if self.key is None or not (self.dirty or self.new.keys() != self.old.keys()):
+        if self.key is None or not self.dirty:
             return
+        main = {table: entries for table, entries in self.new.items() if table not in SEPARATE}
         try:
-            payload = pickle.dumps(self.new, protocol=pickle.HIGHEST_PROTOCOL)
             self.directory.mkdir(exist_ok=True)
             ignore = self.directory / ".gitignore"
             if not ignore.exists():
                 ignore.write_text("# Automatically created by depfix.\n*\n", encoding="utf-8")
-            signature = hmac.new(self.key, payload, "sha256").digest()
-            fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(signature + payload)
-                os.replace(temporary, self.directory / FILE)
-            except BaseException:
-                os.unlink(temporary)
-                raise
+            self._write(FILE, main)
+            for table, name in SEPARATE.items():
+                self._write(name, {table: self.new.get(table, {})})
         except (OSError, pickle.PicklingError, RecursionError):
             pass
+
+    def _write(self, name: str, tables: dict[str, dict[str, Any]]) -> None:
+        assert self.key is not None
+        payload = pickle.dumps(tables, protocol=pickle.HIGHEST_PROTOCOL)
+        signature = hmac.new(self.key, payload, "sha256").digest()
+        fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(signature + payload)
+            os.replace(temporary, self.directory / name)
+        except BaseException:
+            os.unlink(temporary)
+            raise

@@ -16,7 +16,7 @@ from typing import Callable
 
 import pytest
 
-from depfix.cache import DIRECTORY, FILE
+from depfix.cache import DIRECTORY, FILE, RUN_FILE
 from depfix.config import Settings
 from depfix.engine import RunOptions, RunResult, run
 from depfix.rules import FileRule, Rule, registered_rules
@@ -136,16 +136,19 @@ def test_a_direct_call_added_in_a_file_without_fastapi_updates_the_fix_grading(
 
 def test_a_corrupt_or_foreign_cache_is_ignored(app: Path) -> None:
     expected = _report(app, "--no-cache")
-    cache = app / DIRECTORY / FILE
-    cache.parent.mkdir()
-    for damage in (b"", b"\x00" * 10, b"garbage" * 100):
-        cache.write_bytes(damage)
+    directory = app / DIRECTORY
+    directory.mkdir()
+    for name in (FILE, RUN_FILE):
+        cache = directory / name
+        for damage in (b"", b"\x00" * 10, b"garbage" * 100):
+            (directory / RUN_FILE).unlink(missing_ok=True)
+            cache.write_bytes(damage)
+            assert _report(app) == expected
+        blob = cache.read_bytes()  # a valid cache, truncated
+        cache.write_bytes(blob[: len(blob) // 2])
         assert _report(app) == expected
-    blob = cache.read_bytes()  # a valid cache, truncated
-    cache.write_bytes(blob[: len(blob) // 2])
-    assert _report(app) == expected
-    cache.write_bytes(blob[:32] + blob[33:] + b"x")  # altered after signing
-    assert _report(app) == expected
+        cache.write_bytes(blob[:32] + blob[33:] + b"x")  # altered after signing
+        assert _report(app) == expected
 
 
 def test_no_cache_writes_nothing(app: Path) -> None:
