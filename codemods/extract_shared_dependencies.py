@@ -195,7 +195,9 @@ class ExtractSharedDependencies(ProjectRule):
             planner = _Planner(self.index, self.settings, self.sources, cycle, seeds)
             files, target = planner.plan()
         except Refusal as refusal:
-            return ProjectFinding(self.CODE, path, _span(line), message, reason=str(refusal))
+            return ProjectFinding(
+                self.CODE, path, _span(line), message, reason=str(refusal), key=",".join(cycle)
+            )
         moved = ", ".join(sorted({name for (_, name) in seeds}))
         return ProjectFinding(
             self.CODE,
@@ -204,6 +206,7 @@ class ExtractSharedDependencies(ProjectRule):
             f"{message} (fix: move {moved} to {target})",
             changeset=Changeset(files),
             safety=SAFE,
+            key=",".join(cycle),
         )
 
     def _seeds(self, cycle: list[str], edges: list[Edge]) -> list[tuple[str, str]]:

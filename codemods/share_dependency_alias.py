@@ -460,6 +460,7 @@ class ShareDependencyAlias(FileRule):
                 None,
                 None,
                 reason,
+                key=repr(key),
             )
         hosts: dict[str, list[NewAlias]] = {}
         for alias in result.new:
@@ -474,12 +475,25 @@ class ShareDependencyAlias(FileRule):
                 )
                 if changeset is None:
                     yield ProjectFinding(
-                        cls.CODE, first.path, _span(first), message, None, None, str(changes)
+                        cls.CODE,
+                        first.path,
+                        _span(first),
+                        message,
+                        None,
+                        None,
+                        str(changes),
+                        key=repr(alias.key),
                     )
                 else:
                     message += f" in {host_path}"
                     yield ProjectFinding(
-                        cls.CODE, first.path, _span(first), message, changeset, SAFE
+                        cls.CODE,
+                        first.path,
+                        _span(first),
+                        message,
+                        changeset,
+                        SAFE,
+                        key=repr(alias.key),
                     )
 
     # ---- the file part: use aliases at their sites ----------------------------------------------

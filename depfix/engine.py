@@ -52,6 +52,8 @@ class FixInfo:
     safety: str
     applied: bool
     reason: str = ""
+    taken: bool = False
+    """Whether the run made the fix in its new contents (also when `check` only reports it)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class Diagnostic:
     name: str
     message: str
     fix: Optional[FixInfo] = None
+    key: str = field(default="", compare=False)
+    """What a project finding is about across rounds (see `ProjectFinding.key`)."""
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return self.path, self.line, self.column, self.code
@@ -388,7 +392,10 @@ def process_file(
         fix = None
         if finding.replacement is not None and finding.safety is not None:
             fix = FixInfo(
-                finding.safety, id(finding) in applied and options.apply_fixes, finding.reason
+                finding.safety,
+                id(finding) in applied and options.apply_fixes,
+                finding.reason,
+                taken=id(finding) in applied,
             )
         message = finding.message
         if finding.replacement is None and finding.reason:
@@ -770,7 +777,10 @@ def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) 
         changed = set()
         for outcome in outcomes:
             if round_number == 0:
-                result.diagnostics.extend(outcome.diagnostics)
+                # a file this run creates has no place in the original tree to report at
+                result.diagnostics.extend(
+                    d for d in outcome.diagnostics if d.path not in project.created
+                )
                 result.errors.extend(outcome.errors)
             else:  # a later round reports only what it fixed (the rest was reported already)
                 _report_later_fixes(result, outcome.diagnostics, project.created)
@@ -950,16 +960,16 @@ def _report_later_fixes(
     no longer left once a later round fixes it. Fixes inside a file the run creates belong to the
     change that creates it: they have no place in the original tree to be reported at.
     """
-    fixed = [
-        d for d in diagnostics if d.fix is not None and d.fix.applied and d.path not in created
-    ]
+    fixed = [d for d in diagnostics if d.fix is not None and d.fix.taken]
     sites = {(d.path, d.line, d.column, d.code) for d in fixed}
+    keys = {(d.code, d.key) for d in fixed if d.key}
     result.diagnostics[:] = [
         d
         for d in result.diagnostics
-        if (d.fix is not None and d.fix.applied) or (d.path, d.line, d.column, d.code) not in sites
+        if (d.fix is not None and d.fix.taken)
+        or ((d.path, d.line, d.column, d.code) not in sites and (d.code, d.key) not in keys)
     ]
-    result.diagnostics.extend(fixed)
+    result.diagnostics.extend(d for d in fixed if d.path not in created)
 
 
 def _plans_projects(rule: Rule) -> bool:
@@ -1054,7 +1064,9 @@ def _plan_projects(
                         touched.add(path)
                         project.groups.setdefault(path, 1_000_000 * (round_number + 1) + number)
                 result.fixes += applied
-                fix = FixInfo(finding.safety, applied and options.apply_fixes, finding.reason)
+                fix = FixInfo(
+                    finding.safety, applied and options.apply_fixes, finding.reason, taken=applied
+                )
             if round_number and not applied:
                 continue
             span = finding.span
@@ -1090,6 +1102,7 @@ def _plan_projects(
                 rule.NAME,
                 message,
                 fix,
+                finding.key,
             )
             if round_number:
                 _report_later_fixes(result, [diagnostic], project.created)

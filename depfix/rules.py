@@ -224,6 +224,9 @@ class ProjectFinding:
     reason: str = ""
     info: bool = False
     """A note rather than a problem: shown, but it neither counts as a diagnostic nor sets the exit code."""
+    key: str = ""
+    """What the finding is about, the same in every round (an alias group, a cycle): when a later
+    round fixes it, that replaces what an earlier round reported of it at another position."""
 
 
 class ProjectRule(RuleInfo):
