@@ -327,3 +327,20 @@ def test_dry_run_shows_the_whole_changeset_and_git_applies_it(
     expected = FIXTURES / "two_routers" / "after"
     for path in expected.rglob("*.py"):
         assert (project / path.relative_to(expected)).read_text() == path.read_text()
+
+
+def test_after_the_cycle_is_broken_nothing_stale_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo app's aliases wait for DF008 in the first round; once made, they are not "left"."""
+    project = tmp_path / "demo_app"
+    shutil.copytree(FIXTURES.parent / "demo_app", project)
+    monkeypatch.chdir(project)
+    capsys.readouterr()
+    main(["apply", ".", "--unsafe", "--no-cache", "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    left = [d for d in report["diagnostics"] if d["fix"] is None or not d["fix"]["applied"]]
+    assert sorted(d["code"] for d in left) == ["DF011", "DF012"]
+    assert not [d for d in report["diagnostics"] if d["path"] == "app/dependencies.py"]
+    assert any(d["code"] == "DF008" and d["fix"]["applied"] for d in report["diagnostics"])
+    assert (project / "app" / "dependencies.py").is_file()
