@@ -148,6 +148,9 @@ class ExtractSharedDependencies(ProjectRule):
         "An import cycle among the project's modules caused by importing dependencies between them."
     )
     FIX = SAFE
+    # Every cycle it can change runs through a dependency, whose module the index holds with all
+    # it imports; the files outside that it must also edit are loaded once a move is planned.
+    FASTAPI_ONLY = True
 
     def plan(self) -> Iterable[ProjectFinding]:
         eager = name_import_cycles(self.index, EAGER_ONLY)
@@ -298,6 +301,14 @@ class _Planner:
             return cst.parse_module(self.sources[path])
         except (cst.ParserSyntaxError, RecursionError, ValueError) as error:
             raise Refusal(f"libcst cannot parse {path}: {error}") from None
+
+    def _load_users(self) -> None:
+        """Have the index hold every file that may use a moved name: files naming it (imports,
+        `module.name` reads, strings) and files naming a source module (star imports)."""
+        words = {name for _, name in self.move.names}
+        words |= {module.rsplit(".", 1)[-1] for module, _ in self.move.names}
+        for word in sorted(words):
+            self.index.load_mentioning(word.encode())
 
     def writable(self, path: str) -> bool:
         check = getattr(self.sources, "writable", None)
@@ -454,6 +465,7 @@ class _Planner:
     # -- the whole changeset
     def plan(self) -> tuple[dict[str, bytes], str]:
         self.collect()
+        self._load_users()
         target_module, target_path = self.target()
         if target_module in self.cycle:
             raise Refusal(f"{target_module} is itself in the cycle")

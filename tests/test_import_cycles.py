@@ -101,7 +101,7 @@ def test_cycle_without_a_dependency_is_a_note(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert (
-        "app/prices.py:1:1: note: DF008 import cycle app.prices <-> app.taxes: app/prices.py:1 imports "
+        "app/prices.py:3:1: note: DF008 import cycle app.prices <-> app.taxes: app/prices.py:3 imports "
         "tax_rate from app.taxes; app/taxes.py:1 imports DEFAULT_COUNTRY from app.prices (no dependency"
     ) in captured.err
 
