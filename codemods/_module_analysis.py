@@ -82,6 +82,8 @@ class ModuleAnalysis:
     """Global name -> the top-level statements that define it directly."""
     conditional: set[str] = field(default_factory=set)
     """Global names bound inside a compound top-level statement (`if`, `try`, ...)."""
+    type_checking: set[str] = field(default_factory=set)
+    """Global names imported inside `if TYPE_CHECKING:` (bound for type checkers only)."""
     mutated: set[str] = field(default_factory=set)
     """Global names rebound elsewhere: `global x` in a function, `x += 1`."""
     imports: dict[str, ImportBinding] = field(default_factory=dict)
@@ -101,6 +103,14 @@ def _scope_is_definition_time(scope: Scope) -> bool:
             continue
         current = current.parent
     return True
+
+
+def _is_type_checking_block(node: cst.CSTNode) -> bool:
+    """`if TYPE_CHECKING:` or `if typing.TYPE_CHECKING:` without an `else`."""
+    if not isinstance(node, cst.If) or node.orelse is not None:
+        return False
+    test = dotted(node.test)
+    return test is not None and test.split(".")[-1] == "TYPE_CHECKING"
 
 
 def _direct_targets(node: cst.BaseStatement) -> list[cst.CSTNode]:
@@ -194,7 +204,9 @@ def analyse(module: str, is_package: bool, tree: cst.Module) -> ModuleAnalysis:
                 result.imports[name] = binding
             elif binding is not None and previous != binding:
                 result.mutated.add(name)  # `import a.b` and `import a.c` both bind `a`
-            if not isinstance(statement.node, cst.SimpleStatementLine):
+            if _is_type_checking_block(statement.node):
+                result.type_checking.add(name)
+            elif not isinstance(statement.node, cst.SimpleStatementLine):
                 result.conditional.add(name)
             continue
         node = statement.node

@@ -345,6 +345,8 @@ class _Planner:
                 ):
                     queue.append((module, used))
                 elif used in analysis.imports:
+                    # an `if TYPE_CHECKING:` import becomes a real one: FastAPI evaluates the
+                    # annotations of the moved dependencies when the app starts
                     self._needs_import(
                         analysis, analysis.imports[used], queue, (module, position), statement.node
                     )

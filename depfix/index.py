@@ -8,7 +8,7 @@ FastAPI?", "what does this `Depends(...)` inject?") instead of re-deriving them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Union
 
 from depfix.facts import CallSite, ClassFact, DependencyRefFact, FileFacts, FunctionFact
@@ -436,9 +436,58 @@ class ProjectIndex:
         return self._functions_by_line.get((path, line))
 
     def with_file(self, facts: FileFacts) -> ProjectIndex:
-        """The index of the same project with one file's facts replaced."""
-        files = [facts if f.path == facts.path else f for f in self.files.values()]
-        return ProjectIndex(files, self.module_aliases, self.lazy)
+        """The index of the same project with one file's facts replaced (after a fix pass).
+
+        Only what depends on that file is rebuilt: its own routes and references, and the targets
+        of references elsewhere that resolve into it (their facts carry its line numbers). Rebuilding
+        the whole index for every pass of every file made a run grow with files x passes.
+        """
+        old = self.files.get(facts.path)
+        if old is None or old.module != facts.module or old.is_package != facts.is_package:
+            files = [facts if f.path == facts.path else f for f in self.files.values()]
+            return ProjectIndex(files, self.module_aliases, self.lazy)
+        new = ProjectIndex.__new__(ProjectIndex)
+        new.__dict__.update(self.__dict__)
+        new.files = dict(self.files)
+        new.files[facts.path] = facts
+        modules: dict[str, FileFacts] = _LazyModules(new) if self.lazy is not None else {}
+        for name, module_facts in dict.items(self.modules):
+            dict.__setitem__(modules, name, facts if module_facts is old else module_facts)
+        new.modules = modules
+        new._loaded_late = []
+        new._memo = {}
+        new._active = set()
+        new.memo = {}
+        new._refs_by_path = None
+        new._functions_by_line = None
+        if self._functions_by_line is not None:
+            new._functions_by_line = {
+                key: fact for key, fact in self._functions_by_line.items() if key[0] != facts.path
+            }
+            new._functions_by_line.update(
+                ((facts.path, fact.line), fact) for fact in facts.functions.values()
+            )
+        new._direct_calls = None
+        new._imports_by_target = None
+        new._fastapi_callees = dict(self._fastapi_callees)
+        new.routes = [route for route in self.routes if route.path != facts.path]
+        new.dependency_refs = []
+        new._refs_by_position = {}
+        for ref in self.dependency_refs:
+            if ref.path == facts.path:
+                continue
+            if _defined_in(ref.target, facts.module):
+                value = ref.fact.target if ref.fact.target is not None else ref.fact.annotation
+                if value is not None:
+                    ref = replace(ref, target=new.resolve(value))
+            new.dependency_refs.append(ref)
+            new._refs_by_position[(ref.path, ref.fact.line, ref.fact.column)] = ref
+        new._build_file(facts)
+        while new._loaded_late:
+            late, new._loaded_late = new._loaded_late, []
+            for loaded in late:
+                new._build_file(loaded)
+        return new
 
     def imported_modules(self, facts: FileFacts, kinds: frozenset[str] = EAGER) -> set[str]:
         """The project modules a file imports (of the given kinds), by their main module name.
@@ -650,6 +699,13 @@ class _LazyModules(dict):  # type: ignore[type-arg]
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
+
+
+def _defined_in(resolved: Resolved, module: str) -> bool:
+    """Whether a resolved target is (an instance of) a function or class of `module`."""
+    if isinstance(resolved, Instance):
+        resolved = resolved.of
+    return isinstance(resolved, (Function, Class)) and resolved.fact.module == module
 
 
 def strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:

@@ -344,3 +344,42 @@ def test_after_the_cycle_is_broken_nothing_stale_is_left(
     assert not [d for d in report["diagnostics"] if d["path"] == "app/dependencies.py"]
     assert any(d["code"] == "DF008" and d["fix"]["applied"] for d in report["diagnostics"])
     assert (project / "app" / "dependencies.py").is_file()
+
+
+def test_a_type_checking_import_the_moved_code_needs_becomes_a_real_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FastAPI evaluates a dependency's annotations at startup: `if TYPE_CHECKING:` is not enough."""
+    _write(
+        tmp_path,
+        {
+            **CYCLE_BASE,
+            "app/models.py": "Name = str\n",
+            "app/auth.py": _code("""
+                from typing import TYPE_CHECKING
+
+                from fastapi import Header
+
+                from app.users import find
+
+                if TYPE_CHECKING:
+                    from app.models import Name
+
+                def get_user(x_user: str = Header()) -> "Name":
+                    return find(x_user)
+            """),
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["apply", ".", "--quiet", "--no-cache", "--select", "DF008"]) == 1
+    created = (tmp_path / "app" / "dependencies.py").read_text()
+    assert "\nfrom app.models import Name\n" in created
+    assert "TYPE_CHECKING" not in created
+    check = subprocess.run(
+        [sys.executable, "-c", "import app.auth, app.users, app.dependencies"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stderr
