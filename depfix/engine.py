@@ -357,7 +357,7 @@ def process_file(
             break
         edits = {f.target: f.replacement for f in accepted if f.target and f.replacement}
         module = cst.ensure_type(module.visit(_ReplaceNodes(edits)), cst.Module)
-        first_party = current_index.top_level_packages()
+        first_party = index.top_level_packages()  # the same for every pass of one file
         for source, name in sorted({i for f in accepted for i in f.imports}):
             module = add_from_import(module, source, name, first_party)
         outcome.fixes += len(accepted)
@@ -375,7 +375,7 @@ def process_file(
     if converged:
         applied |= deferred
     if module is not original:
-        keep = current_index.names_imported_from(facts.module)
+        keep = index.names_imported_from(facts.module)  # other files' imports: unchanged
         if keep is not None:
             keep |= frozenset(facts.all_names or ())
             module = remove_imports_made_unused(original, module, keep)

@@ -641,8 +641,13 @@ class ProjectIndex:
 
     def top_level_packages(self) -> frozenset[str]:
         """The first part of every module name in the project (isort's first party)."""
+        cached = self.memo.get("top_level_packages")
+        if isinstance(cached, frozenset):
+            return cached
         names = self.lazy.module_paths if self.lazy is not None else self.modules
-        return frozenset(name.split(".")[0] for name in names)
+        packages = frozenset(name.split(".")[0] for name in names)
+        self.memo["top_level_packages"] = packages
+        return packages
 
     def file(self, path: str) -> Optional[FileFacts]:
         return self.files.get(path)
