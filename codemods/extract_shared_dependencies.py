@@ -289,6 +289,9 @@ class _Planner:
         self.seeds = seeds
         self.analyses: dict[str, ModuleAnalysis] = {}
         self.move = _Move()
+        self.attribute_readers: dict[str, set[str]] = {}
+        """Per file, what `_modules_read_as_attributes` found (the moved names are fixed once
+        planned, and three checks ask)."""
 
     def analysis(self, module: str) -> ModuleAnalysis:
         if module not in self.analyses:
@@ -533,6 +536,9 @@ class _Planner:
         self, facts: FileFacts, moved_by_module: dict[str, set[str]]
     ) -> set[str]:
         """Source modules whose moved names this file may read as `module.name`."""
+        cached = self.attribute_readers.get(facts.path)
+        if cached is not None:
+            return cached
         found = set()
         data = self.sources[facts.path]
         for fact in facts.imports:
@@ -544,6 +550,7 @@ class _Planner:
                         re.search(rb"\." + re.escape(n.encode()) + rb"\b", data) for n in names
                     ):
                         found.add(module)
+        self.attribute_readers[facts.path] = found
         return found
 
     def _importers(
@@ -812,8 +819,12 @@ class _Planner:
             new_facts[path] = extract_facts(path, module, is_package, tree, text)
             after = analyse(module, is_package, cst_tree).unresolved
             before: set[str] = set()
-            if old is not None:
-                before = analyse(module, is_package, self._tree(path)).unresolved
+            if old is not None:  # the cycle's members were analysed already
+                before = (
+                    self.analyses[module].unresolved
+                    if module in self.analyses
+                    else analyse(module, is_package, self._tree(path)).unresolved
+                )
             missing = sorted(after - before)
             if missing:
                 raise Refusal(f"the edited {path} would read {missing[0]}, which nothing defines")

@@ -1071,22 +1071,7 @@ def _plan_projects(
                 continue
             span = finding.span
             message = finding.message
-            if finding.info:
-                if round_number == 0:
-                    result.notes.append(
-                        Diagnostic(
-                            finding.path,
-                            span.line,
-                            span.column,
-                            span.end_line,
-                            span.end_column,
-                            finding.code,
-                            rule.NAME,
-                            message,
-                        )
-                    )
-                continue
-            if changeset is None and finding.reason:
+            if changeset is None and finding.reason and not finding.info:
                 message = f"{message} (no fix: {finding.reason})"
             elif changeset is not None and outside:
                 message = (
@@ -1104,7 +1089,10 @@ def _plan_projects(
                 fix,
                 finding.key,
             )
-            if round_number:
+            if finding.info:
+                if round_number == 0:
+                    result.notes.append(diagnostic)
+            elif round_number:
                 _report_later_fixes(result, [diagnostic], project.created)
             else:
                 result.diagnostics.append(diagnostic)

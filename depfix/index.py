@@ -158,21 +158,17 @@ class ProjectIndex:
 
     def load_mentioning(self, word: bytes) -> None:
         """Load every project file whose bytes contain `word` (lazy indexes only)."""
-        if self.lazy is None:
-            return
-        for path in self.lazy.mentioning(word):
-            if path not in self.files and path not in self.lazy.failed:
-                facts = self.lazy.load(path)
-                if facts is None:
-                    self.lazy.failed.add(path)
-                else:
-                    self._add_loaded(facts)
+        if self.lazy is not None:
+            self._load_paths(self.lazy.mentioning(word))
 
     def load_all(self) -> None:
         """Load every project file (lazy indexes only): for questions about the whole project."""
-        if self.lazy is None:
-            return
-        for path in self.lazy.all_paths:
+        if self.lazy is not None:
+            self._load_paths(self.lazy.all_paths)
+
+    def _load_paths(self, paths: Iterable[str]) -> None:
+        assert self.lazy is not None
+        for path in paths:
             if path not in self.files and path not in self.lazy.failed:
                 facts = self.lazy.load(path)
                 if facts is None:
@@ -184,6 +180,9 @@ class ProjectIndex:
     def _build(self) -> None:
         for facts in list(self.files.values()):
             self._build_file(facts)
+        self._build_loaded_late()
+
+    def _build_loaded_late(self) -> None:
         while self._loaded_late:  # loaded while resolving: by the prefilter, no routes or markers
             late, self._loaded_late = self._loaded_late, []
             for facts in late:
@@ -483,10 +482,7 @@ class ProjectIndex:
             new.dependency_refs.append(ref)
             new._refs_by_position[(ref.path, ref.fact.line, ref.fact.column)] = ref
         new._build_file(facts)
-        while new._loaded_late:
-            late, new._loaded_late = new._loaded_late, []
-            for loaded in late:
-                new._build_file(loaded)
+        new._build_loaded_late()
         return new
 
     def imported_modules(self, facts: FileFacts, kinds: frozenset[str] = EAGER) -> set[str]:
