@@ -10,20 +10,22 @@ the caller decides whether to write, diff or only report.
 from __future__ import annotations
 
 import ast
+import bisect
 import dataclasses
+import gc
 import multiprocessing
 import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from depfix.cache import Cache, digest
 from depfix.config import Settings
@@ -267,15 +269,77 @@ class _ReplaceNodes(cst.CSTTransformer):
     def __init__(self, replacements: dict[cst.CSTNode, cst.CSTNode]) -> None:
         super().__init__()
         self.replacements = replacements
+        self.replaced: set[cst.CSTNode] = set()
 
     def on_leave(self, original_node: Any, updated_node: Any) -> Any:
-        return self.replacements.get(original_node, updated_node)
+        replacement = self.replacements.get(original_node)
+        if replacement is None:
+            return updated_node
+        self.replaced.add(original_node)
+        return replacement
+
+
+def _replace(
+    module: cst.Module, edits: dict[cst.CSTNode, cst.CSTNode], spans: list[Span]
+) -> cst.Module:
+    """`module` with each edit's target replaced, visiting only the top-level statements holding one.
+
+    A transformer rebuilds every node it visits; most statements of a file hold no edit. A statement
+    owns the lines after the previous statement's last line up to its own (its decorators and leading
+    comments included), so an edit whose span starts there lies inside it.
+    """
+    positions = _positions_of(module)
+    if not spans or any(statement not in positions for statement in module.body):
+        return cst.ensure_type(module.visit(_ReplaceNodes(edits)), cst.Module)
+    ends = [positions[statement].end.line for statement in module.body]
+    holding = {bisect.bisect_left(ends, span.line) for span in spans}
+    transformer = _ReplaceNodes(edits)
+    body: list[cst.BaseStatement] = []
+    for number, statement in enumerate(module.body):
+        new = statement.visit(transformer) if number in holding else statement
+        if not isinstance(new, cst.BaseStatement):  # removed or flattened: not a replacement here
+            return cst.ensure_type(module.visit(_ReplaceNodes(edits)), cst.Module)
+        body.append(new)
+    if len(transformer.replaced) < len(edits):  # a target outside its statement's lines
+        return cst.ensure_type(module.visit(_ReplaceNodes(edits)), cst.Module)
+    return module.with_changes(body=body)
+
+
+_POSITION_MAPS: dict[int, tuple[cst.Module, Mapping[cst.CSTNode, CodeRange]]] = {}
+"""The position map of the module last run through the rules (a pass replaces in that module)."""
+
+
+def _positions_of(module: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
+    known = _POSITION_MAPS.get(id(module))
+    if known is not None and known[0] is module:
+        return known[1]
+    return MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+
+
+def _wrap(module: cst.Module) -> MetadataWrapper:
+    """A metadata wrapper with positions already computed.
+
+    libcst resolves a provider that is not batchable (positions come from a code generation pass),
+    then walks the whole tree once more for the batchable ones, even when there are none: a third
+    of the rules' time. Positions are the only metadata the rules use, so they are computed directly.
+    """
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    metadata = getattr(wrapper, "_metadata", None)
+    if isinstance(metadata, dict):
+        try:
+            metadata[PositionProvider] = PositionProvider()._gen(wrapper)
+        except AttributeError:  # a libcst without this private path: resolve the public way
+            metadata.pop(PositionProvider, None)
+    positions = wrapper.resolve(PositionProvider)
+    _POSITION_MAPS.clear()
+    _POSITION_MAPS[id(module)] = (module, positions)
+    return wrapper
 
 
 def _run_rules(
     module: cst.Module, rules: Sequence[type[FileRule]], context: FileContext
 ) -> list[Finding]:
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    wrapper = _wrap(module)
     visitors = [rule(context) for rule in rules]
     wrapper.visit_batched(visitors)
     return list(context.findings)
@@ -285,6 +349,19 @@ def _enclosing_def_lines(facts: FileFacts, line: int) -> tuple[int, ...]:
     return tuple(
         fact.line for fact in facts.functions.values() if fact.line <= line <= fact.end_line
     )
+
+
+def _file_rules_for(
+    facts: FileFacts, data: bytes, index: ProjectIndex, options: RunOptions
+) -> list[type[FileRule]]:
+    """The file rules that can act on a file: its bytes hold a needle and the index agrees."""
+    return [
+        rule
+        for rule in options.rules
+        if issubclass(rule, FileRule)
+        and (not rule.NEEDLES or any(needle in data for needle in rule.NEEDLES))
+        and rule.wants(facts, index)
+    ]
 
 
 def process_file(
@@ -304,13 +381,7 @@ def process_file(
             outcome.errors.append(FileError(path, error.line, error.column, error.message))
             return outcome
         data = overlay.get(path, outcome.original.data)
-    rules = [
-        rule
-        for rule in options.rules
-        if issubclass(rule, FileRule)
-        and (not rule.NEEDLES or any(needle in data for needle in rule.NEEDLES))
-        and rule.wants(facts, index)
-    ]
+    rules = _file_rules_for(facts, data, index, options)
     if not rules:
         return outcome
     suppressions = (
@@ -356,7 +427,8 @@ def process_file(
         if not accepted:
             break
         edits = {f.target: f.replacement for f in accepted if f.target and f.replacement}
-        module = cst.ensure_type(module.visit(_ReplaceNodes(edits)), cst.Module)
+        spans = [f.target_span or f.span for f in accepted if f.target and f.replacement]
+        module = _replace(module, edits, spans)
         first_party = index.top_level_packages()  # the same for every pass of one file
         for source, name in sorted({i for f in accepted for i in f.imports}):
             module = add_from_import(module, source, name, first_party)
@@ -452,7 +524,7 @@ def _map(
         # fork: workers inherit the index instead of receiving a pickled copy of it
         context = multiprocessing.get_context("fork")
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
-        iterator = pool.map(function, items, chunksize=max(1, len(items) // (jobs * 8)))
+        iterator = pool.map(function, items, chunksize=max(1, min(8, len(items) // (jobs * 8))))
     try:
         for result in iterator:
             results.append(result)
@@ -687,6 +759,13 @@ def _lazy_index(loader: _Loader, jobs: Sequence[_Job], targets: set[str]) -> Pro
 
 def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) -> RunResult:
     """Check (and compute fixes for) every file under `paths`, using the whole project for the index."""
+    try:
+        return _run(paths, options, cwd)
+    finally:
+        gc.unfreeze()
+
+
+def _run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path]) -> RunResult:
     global _STATE
     cwd = cwd or Path.cwd()
     found = discover(paths, options.settings.exclude, options.root)
@@ -725,6 +804,10 @@ def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) 
             ]
     loader.load_many(seed, "indexing")
     index = _lazy_index(loader, jobs, target_set)
+    # The bytes and facts of the project live until the run ends: spare the collector walking them
+    # at every full collection (a run grew faster than its files) and touching the pages forked
+    # workers share with this process.
+    gc.freeze()
     unchecked = [
         p for p in target_paths if p in data and p not in loader.facts and p not in loader.errors
     ]
@@ -757,8 +840,11 @@ def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) 
                 keys = _outcome_keys(checked, project.index, loader, options, project.overlay)
             cached = {p: cache.get("outcomes", keys[p]) for p in keys} if cache else {}
             misses = [p for p in checked if not isinstance(cached.get(p), FileOutcome)]
-            computed = dict(
-                zip(misses, _map(_process, misses, options.jobs, "checking", options.progress))
+            # only files some rule can act on go to the workers (the rest would unbalance them)
+            busy = [p for p in misses if _needs_rules(p, project, data, options)]
+            computed = {p: FileOutcome(p) for p in misses}
+            computed.update(
+                zip(busy, _map(_process, busy, options.jobs, "checking", options.progress))
             )
             outcomes = []
             for path in checked:
@@ -815,6 +901,14 @@ def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) 
             cache.put("run", run_key, result)
         cache.save()
     return result
+
+
+def _needs_rules(path: str, project: _Project, data: dict[str, bytes], options: RunOptions) -> bool:
+    facts = project.index.file(path)
+    if facts is None:
+        return False
+    content = project.overlay.get(path, data.get(path))
+    return content is None or bool(_file_rules_for(facts, content, project.index, options))
 
 
 def _source_file(job: _Job, data: dict[str, bytes]) -> Optional[SourceFile]:
