@@ -31,7 +31,7 @@ from depfix.cache import Cache, digest
 from depfix.config import Settings
 from depfix.discovery import Discovery, discover
 from depfix.facts import FileFacts, extract_facts
-from depfix.imports import add_from_import, remove_imports_made_unused
+from depfix.imports import add_from_import, module_code, remove_imports_made_unused
 from depfix.index import External, LazySource, ProjectIndex
 from depfix.io import SourceError, SourceFile, decode_source, read_source
 from depfix.modules import module_names
@@ -452,7 +452,7 @@ def process_file(
             keep |= frozenset(facts.all_names or ())
             module = remove_imports_made_unused(original, module, keep)
     if module is not original:
-        new_data = module.bytes
+        new_data = module_code(module).encode(module.encoding)
         problem = _unparsable(path, new_data)
         if problem is not None:
             outcome.errors.append(problem)
@@ -861,6 +861,7 @@ def _run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path]) -> Run
         finally:
             _STATE = None
         changed = set()
+        later: list[Diagnostic] = []
         for outcome in outcomes:
             if round_number == 0:
                 # a file this run creates has no place in the original tree to report at
@@ -869,13 +870,15 @@ def _run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path]) -> Run
                 )
                 result.errors.extend(outcome.errors)
             else:  # a later round reports only what it fixed (the rest was reported already)
-                _report_later_fixes(result, outcome.diagnostics, project.created)
+                later.extend(outcome.diagnostics)
                 result.errors.extend(e for e in outcome.errors if e not in result.errors)
             result.fixes += outcome.fixes
             originals.setdefault(outcome.path, outcome.original)
             if outcome.new_data is not None:
                 project.overlay[outcome.path] = outcome.new_data
                 changed.add(outcome.path)
+        if later:
+            _report_later_fixes(result, later, project.created)
         if not (touched or changed):
             break
         project.refresh(changed, result)

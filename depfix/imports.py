@@ -308,21 +308,31 @@ def _uses(module: cst.Module, names: set[str]) -> dict[str, int]:
     Text, not scope analysis: a name in a string, a comment or after a dot counts as a use, so the
     count can only err towards keeping an import.
     """
-    body = [
-        statement
-        for statement in module.body
-        if not (
-            isinstance(statement, cst.SimpleStatementLine)
-            and all(isinstance(small, (cst.Import, cst.ImportFrom)) for small in statement.body)
-        )
-    ]
-    text = module.with_changes(body=body).code
-    words = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)
     counts = dict.fromkeys(names, 0)
-    for word in words:
+    for word in _WORD.findall(module_code(module)):
         if word in counts:
             counts[word] += 1
+    for statement in module.body:  # the module's code is its statements' codes joined
+        if isinstance(statement, cst.SimpleStatementLine) and all(
+            isinstance(small, (cst.Import, cst.ImportFrom)) for small in statement.body
+        ):
+            for word in _WORD.findall(module.code_for_node(statement)):
+                if word in counts:
+                    counts[word] -= 1
     return counts
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LAST_CODE: list[tuple[cst.Module, str]] = []
+
+
+def module_code(module: cst.Module) -> str:
+    """`module.code`, remembered for the last module asked: a fix pass needs it twice."""
+    if _LAST_CODE and _LAST_CODE[0][0] is module:
+        return _LAST_CODE[0][1]
+    code = module.code
+    _LAST_CODE[:] = [(module, code)]
+    return code
 
 
 def remove_imports_made_unused(

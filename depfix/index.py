@@ -124,7 +124,7 @@ class ProjectIndex:
         self._refs_by_position: dict[tuple[str, int, int], DependencyRef] = {}
         self._fastapi_callees: dict[FunctionKey, str] = {}
         self._refs_by_path: Optional[dict[str, list[DependencyRef]]] = None
-        self._functions_by_line: Optional[dict[tuple[str, int], FunctionFact]] = None
+        self._functions_by_line: dict[str, dict[int, FunctionFact]] = {}
         self.memo: dict[str, object] = {}
         """Derived data rules compute once per index (keyed by the rule's code)."""
         self._direct_calls: Optional[dict[FunctionKey, list[tuple[str, CallSite]]]] = None
@@ -153,7 +153,7 @@ class ProjectIndex:
         self.files[facts.path] = facts
         self._loaded_late.append(facts)
         self._direct_calls = None
-        self._functions_by_line = None
+        self._functions_by_line.pop(facts.path, None)
         self._imports_by_target = None
 
     def load_mentioning(self, word: bytes) -> None:
@@ -426,13 +426,11 @@ class ProjectIndex:
         facts = self.files.get(path)
         if facts is None:
             return None
-        if self._functions_by_line is None:
-            self._functions_by_line = {
-                (f.path, fact.line): fact
-                for f in self.files.values()
-                for fact in f.functions.values()
-            }
-        return self._functions_by_line.get((path, line))
+        by_line = self._functions_by_line.get(path)
+        if by_line is None:
+            by_line = {fact.line: fact for fact in facts.functions.values()}
+            self._functions_by_line[path] = by_line
+        return by_line.get(line)
 
     def with_file(self, facts: FileFacts) -> ProjectIndex:
         """The index of the same project with one file's facts replaced (after a fix pass).
@@ -458,14 +456,8 @@ class ProjectIndex:
         new._active = set()
         new.memo = {}
         new._refs_by_path = None
-        new._functions_by_line = None
-        if self._functions_by_line is not None:
-            new._functions_by_line = {
-                key: fact for key, fact in self._functions_by_line.items() if key[0] != facts.path
-            }
-            new._functions_by_line.update(
-                ((facts.path, fact.line), fact) for fact in facts.functions.values()
-            )
+        new._functions_by_line = dict(self._functions_by_line)
+        new._functions_by_line.pop(facts.path, None)
         new._direct_calls = None
         new._imports_by_target = None
         new._fastapi_callees = dict(self._fastapi_callees)
