@@ -2,6 +2,6 @@
 
 import sys
 
-from depfix.cli import main
+from depfix.launch import main
 
 sys.exit(main())

@@ -23,8 +23,8 @@ from typing import Any, Optional
 from depfix import __version__
 
 DIRECTORY = ".depfix_cache"
-FILE = "cache-v1.pickle"
-RUN_FILE = "run-v1.pickle"
+FILE = "cache-v2.pickle"
+RUN_FILE = "run-v2.pickle"
 """The whole last result, apart: a run where nothing changed reads only this small file."""
 SEPARATE = {"run": RUN_FILE}
 SALT = f"depfix {__version__} python {sys.version}".encode()

@@ -18,11 +18,12 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, TaskID
 
-from depfix import __version__
+from depfix import __version__, replay
 from depfix.bot import DEFAULT_AUTHOR, Bot, BotError, Committed
 from depfix.config import (
     ConfigError,
     Settings,
+    consulted_files,
     load_settings,
     parse_codes,
     parse_target_version,
@@ -30,12 +31,12 @@ from depfix.config import (
     settings_as_toml,
 )
 from depfix.diffing import unified_diff
-from depfix.discovery import find_project_root
 from depfix.docs import explain_text
 from depfix.engine import FileError, RunOptions, RunResult, run
 from depfix.io import PendingWrite, SourceError, remove_stale_temporaries, write_atomically
 from depfix.jobsummary import CommitNote, append_summary, render_summary
 from depfix.report import FORMATS, error_line, render, summary_line
+from depfix.roots import find_project_root
 from depfix.rules import registered_rules, select_rules
 
 app = typer.Typer(
@@ -407,10 +408,18 @@ def apply_command(
     )
     found = bool(result.changes) if check else bool(result.diagnostics)
     failed = committed is not None and committed.push_error is not None
+    if summary is None and bot is None and not (writes and result.changes):
+        _offer_replay(result, chosen, config)
     if summary is not None:
         mode = "apply" if writes else "dry-run" if dry_run else "check"
         failed |= not _append_summary(summary, result, mode, committed)
     raise typer.Exit(_exit_code(result, found=found, exit_zero=exit_zero) | (2 if failed else 0))
+
+
+def _offer_replay(result: RunResult, paths: Sequence[Path], config: Optional[Path]) -> None:
+    """A run that wrote nothing may be replayed until a file or directory it read changes."""
+    consulted = consulted_files(find_project_root(paths), config)
+    replay.offer([*result.inputs, *(os.path.abspath(path) for path in consulted)])
 
 
 def _prepare_bot(
@@ -529,6 +538,8 @@ def check_command(
         unsafe=unsafe or settings.unsafe,
     )
     failed = summary is not None and not _append_summary(summary, result, "check")
+    if summary is None:
+        _offer_replay(result, chosen, config)
     code = _exit_code(result, found=bool(result.diagnostics), exit_zero=exit_zero)
     raise typer.Exit(code | (2 if failed else 0))
 

@@ -99,6 +99,23 @@ def parse_codes(value: Any, where: str) -> tuple[str, ...]:
     return codes
 
 
+REQUIREMENTS_FILES = ("requirements.txt", "requirements/base.txt", "requirements/prod.txt")
+"""Where the FastAPI version is looked for when pyproject.toml does not give it."""
+
+
+def consulted_files(project_root: Path, config_file: Optional[Path] = None) -> list[Path]:
+    """Every file whose presence or content `load_settings` depends on (present or not)."""
+    directory = project_root if project_root.is_dir() else project_root.parent
+    consulted = [] if config_file is None else [config_file]
+    for candidate in [directory, *directory.parents]:
+        consulted.append(candidate / "pyproject.toml")
+        if (candidate / "pyproject.toml").is_file():
+            directory = candidate
+            break
+    consulted.extend(directory / name for name in REQUIREMENTS_FILES)
+    return consulted
+
+
 def find_pyproject(start: Path) -> Optional[Path]:
     directory = start if start.is_dir() else start.parent
     for candidate in [directory, *directory.parents]:
@@ -157,7 +174,7 @@ def _project_fastapi_version(
     if isinstance(poetry, dict) and isinstance(poetry.get("fastapi"), str):
         requirement = "fastapi" + poetry["fastapi"].replace("^", ">=")
         sources.append((f"{where} [tool.poetry.dependencies]", [requirement]))
-    for name in ("requirements.txt", "requirements/base.txt", "requirements/prod.txt"):
+    for name in REQUIREMENTS_FILES:
         path = root / name
         if path.is_file():
             with contextlib.suppress(OSError):

@@ -16,6 +16,8 @@ from typing import Optional
 
 import pathspec
 
+from depfix.roots import ROOT_MARKERS, root_search
+
 _Spec = pathspec.GitIgnoreSpec
 
 DEFAULT_EXCLUDES = (
@@ -38,7 +40,6 @@ DEFAULT_EXCLUDES = (
     ".pytest_cache",
     ".depfix_cache",
 )
-ROOT_MARKERS = ("pyproject.toml", ".git", "setup.py", "setup.cfg")
 
 
 @dataclass
@@ -49,22 +50,16 @@ class Discovery:
     project: list[Path] = field(default_factory=list)
     """Every Python file of the project, for the index (absolute, sorted)."""
     problems: list[tuple[Path, str]] = field(default_factory=list)
-
-
-def find_project_root(paths: Sequence[Path]) -> Path:
-    """The nearest directory above the given paths that holds a pyproject.toml or .git."""
-    # os.path.realpath, not Path.resolve(): the latter raises on a symlink loop
-    resolved = [Path(os.path.realpath(path)) for path in paths]
-    common = Path(os.path.commonpath([str(p) for p in resolved]))
-    start = common if common.is_dir() else common.parent
-    for candidate in [start, *start.parents]:
-        if any((candidate / marker).exists() for marker in ROOT_MARKERS):
-            return candidate
-    return start
+    inputs: list[Path] = field(default_factory=list)
+    """What else decided these lists: the directories listed, the .gitignore and virtualenv marker
+    files looked for, and the places searched for the project root (present or not)."""
 
 
 def _is_virtualenv(directory: Path) -> bool:
-    return (directory / "pyvenv.cfg").is_file()
+    return (directory / VIRTUALENV_MARKER).is_file()
+
+
+VIRTUALENV_MARKER = "pyvenv.cfg"
 
 
 class _Walker:
@@ -73,6 +68,7 @@ class _Walker:
         self.exclude = pathspec.GitIgnoreSpec.from_lines([*DEFAULT_EXCLUDES, *exclude])
         self.user_exclude = pathspec.GitIgnoreSpec.from_lines(list(exclude))
         self.problems: list[tuple[Path, str]] = []
+        self.inputs: list[Path] = []
 
     def relative(self, path: Path) -> Optional[str]:
         try:
@@ -106,6 +102,7 @@ class _Walker:
             if candidate != self.root and self.root not in candidate.parents:
                 continue
             ignore = candidate / ".gitignore"
+            self.inputs.append(ignore)
             if ignore.is_file():
                 found.append((candidate, self._load(ignore)))
         return found
@@ -126,6 +123,7 @@ class _Walker:
         stack: list[tuple[Path, list[tuple[Path, _Spec]]]] = [(top, ignores)]
         while stack:
             directory, active = stack.pop()
+            self.inputs.append(directory)
             try:
                 entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
             except OSError as error:
@@ -144,9 +142,11 @@ class _Walker:
                 if self.excluded(path, is_dir, active):
                     continue
                 if is_dir:
+                    self.inputs.append(path / VIRTUALENV_MARKER)
                     if _is_virtualenv(path):
                         continue
                     nested = active
+                    self.inputs.append(path / ".gitignore")
                     if (path / ".gitignore").is_file():
                         nested = [*active, (path, self._load(path / ".gitignore"))]
                     children.append((path, nested))
@@ -167,8 +167,11 @@ def discover(
 ) -> Discovery:
     """Find the files to check under `paths` and the project files the index covers."""
     absolute = [Path(os.path.abspath(path)) for path in paths]
-    root = root or find_project_root(absolute)
+    searched = root_search(absolute)
+    root = root or searched[-1]
     walker = _Walker(root, exclude)
+    walker.inputs.extend(absolute)
+    walker.inputs.extend(place / marker for place in searched for marker in ROOT_MARKERS)
     resolved_trees = [Path(os.path.realpath(path)) for path in absolute]
     targets: set[Path] = set()
     for path in absolute:
@@ -184,7 +187,11 @@ def discover(
         project.update(walker.walk(root, [root], report=False))
     walker.problems = sorted(set(walker.problems))
     return Discovery(
-        root=root, targets=sorted(targets), project=sorted(project), problems=walker.problems
+        root=root,
+        targets=sorted(targets),
+        project=sorted(project),
+        problems=walker.problems,
+        inputs=sorted(set(walker.inputs)),
     )
 
 

@@ -117,6 +117,8 @@ class RunResult:
     """Project files outside the given paths that could not be read: the index lacks their facts."""
     notes: list[Diagnostic] = field(default_factory=list)
     """Information from rules that is not a problem (it does not count and sets no exit code)."""
+    inputs: list[str] = field(default_factory=list)
+    """Every file and directory whose presence or content decided this result (absolute paths)."""
 
 
 Progress = Callable[[str, int, int], None]
@@ -769,7 +771,7 @@ def _run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path]) -> Run
     global _STATE
     cwd = cwd or Path.cwd()
     found = discover(paths, options.settings.exclude, options.root)
-    result = RunResult()
+    result = RunResult(inputs=[str(path) for path in (*found.inputs, *found.project)])
     for problem_path, message in found.problems:
         result.errors.append(FileError(display_path(problem_path, cwd), None, None, message))
     jobs = _jobs_for(found.project, found.root, cwd)

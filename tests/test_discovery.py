@@ -11,7 +11,8 @@ import pytest
 from conftest import APP, PYPROJECT, run_depfix, snapshot, write_tree
 
 from depfix.config import load_settings
-from depfix.discovery import Discovery, discover, find_project_root
+from depfix.discovery import Discovery, discover
+from depfix.roots import find_project_root
 
 RUNNING_AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 

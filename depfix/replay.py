@@ -1,0 +1,244 @@
+"""Replay of a run whose inputs have not changed, without importing the engine.
+
+A run that writes nothing (`check`, `apply --check` or `--diff`, `apply` with nothing to fix) is a
+function of its command line, a few environment variables, depfix itself, and the files and
+directories it read. When such a run ends, its output is stored with the status of each of those
+inputs. The same command run again stats them (a directory's mtime changes when an entry is added,
+removed or renamed; a file's ctime changes with any write) and, when none changed, writes the stored
+output and exits with the stored code. That costs the stats; importing the engine alone costs more
+than half a second.
+
+It applies only when neither stdout nor stderr is a terminal (no colours, no progress bar to
+reproduce) and the cache is on. An input modified less than `RACY_NS` before the run started may
+change again within the clock's resolution unnoticed: such a run is not stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, Optional, TextIO, cast
+
+from depfix import __version__
+from depfix.roots import find_project_root
+
+FILE = "replay-v1.json"
+DIRECTORY = ".depfix_cache"  # the cache's own directory (depfix.cache.DIRECTORY)
+KEEP = 16
+"""Entries kept per project: the commands run most recently."""
+RACY_NS = 2_000_000_000
+ENVIRONMENT = (
+    "NO_COLOR",
+    "FORCE_COLOR",
+    "TERM",
+    "COLUMNS",
+    "LINES",
+    "CI",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "PYTHONIOENCODING",
+    "PYTHONUTF8",
+)
+ENVIRONMENT_PREFIXES = ("DEPFIX_", "GITHUB_", "RUNNER_")
+"""Variables that may change what a run prints: they are part of the command's key."""
+
+_offered: Optional[list[str]] = None
+
+
+def offer(inputs: Iterable[str]) -> None:
+    """Called by a command that wrote nothing: its output may be replayed while `inputs` hold."""
+    global _offered
+    _offered = list(inputs)
+
+
+def _status(path: str) -> Optional[list[int]]:
+    try:
+        stat = os.lstat(path)
+    except OSError:
+        return None
+    return [stat.st_mode, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+
+
+def _own_files() -> list[str]:
+    """depfix's own modules (an editable install changes under a run's feet)."""
+    found = []
+    for package in (Path(__file__).parent, Path(__file__).parent.parent / "codemods"):
+        found.append(str(package))
+        try:
+            found.extend(entry.path for entry in os.scandir(package) if entry.name.endswith(".py"))
+        except OSError:
+            continue
+    return found
+
+
+def _store_path(cwd: Path) -> Path:
+    return find_project_root([cwd]) / DIRECTORY / FILE
+
+
+def command_key(argv: Sequence[str], cwd: Path) -> str:
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name in ENVIRONMENT or name.startswith(ENVIRONMENT_PREFIXES)
+    }
+    text = json.dumps(
+        [
+            __version__,
+            sys.executable,
+            sys.version,
+            str(cwd),
+            list(argv),
+            sorted(environment.items()),
+        ]
+    )
+    return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=20).hexdigest()
+
+
+def applies(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> bool:
+    return (
+        not os.environ.get("DEPFIX_NO_CACHE")
+        and "--no-cache" not in argv
+        and not _isatty(stdout)
+        and not _isatty(stderr)
+    )
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    entries = document.get("entries") if isinstance(document, dict) else None
+    return entries if isinstance(entries, dict) else {}
+
+
+Output = list[tuple[int, bytes]]
+
+
+def lookup(argv: Sequence[str], cwd: Path) -> Optional[tuple[Output, int]]:
+    """The stored output and exit code of this command, when none of its inputs changed."""
+    entry = _load(_store_path(cwd)).get(command_key(argv, cwd))
+    if not isinstance(entry, dict):
+        return None
+    try:
+        inputs = entry["inputs"]
+        if any(_status(path) != status for path, status in inputs):
+            return None
+        output = [(int(number), chunk.encode("latin-1")) for number, chunk in entry["output"]]
+        if any(number not in (1, 2) for number, _ in output):
+            return None
+        return output, int(entry["code"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def store(argv: Sequence[str], cwd: Path, started_ns: int, output: Output, code: int) -> None:
+    """Keep this run's output, unless it was not offered or an input changed too recently."""
+    if _offered is None:
+        return
+    limit = started_ns - RACY_NS
+    inputs = []
+    for path in sorted({*_offered, *_own_files()}):
+        status = _status(path)
+        if status is not None and (status[3] >= limit or status[4] >= limit):
+            return
+        inputs.append([path, status])
+    target = _store_path(cwd)
+    if not target.parent.is_dir():
+        return  # the run keeps no cache here (or cannot): nothing to replay from
+    entries = _load(target)
+    entries.pop(command_key(argv, cwd), None)
+    entries[command_key(argv, cwd)] = {
+        "inputs": inputs,
+        "output": [[number, chunk.decode("latin-1")] for number, chunk in output],
+        "code": code,
+    }
+    kept = dict(list(entries.items())[-KEEP:])
+    try:
+        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump({"entries": kept}, handle)
+            os.replace(temporary, target)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+    except OSError:
+        pass
+
+
+class _Tee(io.RawIOBase):
+    """A binary stream that writes through to another and logs what it wrote, in order."""
+
+    def __init__(self, target: BinaryIO, number: int, log: list[tuple[int, bytes]]) -> None:
+        super().__init__()
+        self.target = target
+        self.number = number
+        self.log = log
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        written = bytes(data)
+        self.target.write(written)
+        self.target.flush()
+        self.log.append((self.number, written))
+        return len(written)
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.target.fileno()
+
+
+class Recording:
+    """stdout and stderr copied while a command runs (installed as `sys.stdout` and `sys.stderr`)."""
+
+    def __init__(self) -> None:
+        global _offered
+        _offered = None  # only the command recorded now may offer its output
+        self.started_ns = time.time_ns()
+        self.log: list[tuple[int, bytes]] = []
+        self._saved = (sys.stdout, sys.stderr)
+        sys.stdout, sys.stderr = (
+            io.TextIOWrapper(
+                cast(BinaryIO, _Tee(stream.buffer, number, self.log)),
+                encoding=stream.encoding,
+                errors=stream.errors,
+                write_through=True,
+            )
+            for number, stream in enumerate(self._saved, start=1)
+        )
+
+    def stop(self) -> list[tuple[int, bytes]]:
+        """Restore the streams; what was written to them (1: stdout, 2: stderr), in order."""
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        sys.stdout, sys.stderr = self._saved
+        return self.log
+
+
+def write(output: Sequence[tuple[int, bytes]]) -> None:
+    """Write a recorded output again, in the order it was written."""
+    streams = {1: sys.stdout, 2: sys.stderr}
+    for number, chunk in output:
+        stream = streams[number]
+        stream.buffer.write(chunk)
+        stream.flush()

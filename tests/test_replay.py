@@ -1,0 +1,275 @@
+"""The replay of an unchanged run (`depfix.replay`): the stored output only while nothing it read changed.
+
+A replayed run must print exactly what a fresh run would print: after an edit, an added, removed or
+ignored file, a configuration change, the replay is not used. Runs that write, or whose inputs changed
+too recently to be told apart, are never stored.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from depfix import launch, replay
+from depfix.cache import DIRECTORY
+from tests.conftest import APP, PYPROJECT, write_tree
+
+DEPS = """\
+def get_db():
+    yield 1
+"""
+ROUTES = """\
+from fastapi import APIRouter, Depends
+
+from app.deps import get_db
+
+router = APIRouter()
+
+
+@router.get("/")
+def read(db=Depends(get_db())):
+    return db
+"""
+ALL_RULES = '[project]\nname = "demo"\nrequires-python = ">=3.9"\n'
+
+
+@pytest.fixture(autouse=True)
+def _cache_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEPFIX_NO_CACHE", raising=False)
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    return write_tree(
+        tmp_path / "project",
+        {
+            "pyproject.toml": ALL_RULES,
+            "app/__init__.py": "",
+            "app/deps.py": DEPS,
+            "app/routes.py": ROUTES,
+            "app/plain.py": "VALUE = 1\n",
+        },
+    )
+
+
+class _Launch:
+    """`depfix` run in this process through its console-script entry point, output captured."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+        self.cli_calls = 0
+        real = launch._cli
+
+        def counting(argv: list[str]) -> int:
+            self.cli_calls += 1
+            return real(argv)
+
+        monkeypatch.setattr(launch, "_cli", counting)
+        monkeypatch.setattr(replay, "RACY_NS", 0)  # nothing here is edited within a clock tick
+
+    def __call__(self, root: Path, *args: str) -> tuple[int, bytes]:
+        """Exit code, and stdout and stderr interleaved as written (each line tagged)."""
+        buffers = io.BytesIO(), io.BytesIO()
+        streams = [io.TextIOWrapper(b, encoding="utf-8", write_through=True) for b in buffers]
+        with self.monkeypatch.context() as patch:
+            patch.chdir(root)
+            patch.setattr(sys, "argv", ["depfix", *args])
+            patch.setattr(sys, "stdout", streams[0])
+            patch.setattr(sys, "stderr", streams[1])
+            time.sleep(0.01)  # inputs written just now are older than the run's start
+            code = launch.main()
+        return code, buffers[0].getvalue() + b"\n--- stderr\n" + buffers[1].getvalue()
+
+
+@pytest.fixture
+def depfix(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Launch]:
+    yield _Launch(monkeypatch)
+
+
+def _fresh(depfix: _Launch, root: Path, *args: str) -> tuple[int, bytes]:
+    code, output = depfix(root, *args, "--no-cache")
+    return code, output
+
+
+def _stored_and_replayed(depfix: _Launch, root: Path, *args: str) -> tuple[int, bytes]:
+    """Run a command until it is stored (the first run creates the cache directory), then replay it."""
+    first = depfix(root, *args)
+    second = depfix(root, *args)
+    calls = depfix.cli_calls
+    third = depfix(root, *args)
+    assert depfix.cli_calls == calls, "the unchanged run was not replayed"
+    assert first == second == third
+    return third
+
+
+def _edit_provider(root: Path) -> None:
+    (root / "app/deps.py").write_text("class get_db:\n    pass\n")
+
+
+def _same_size_same_mtime(root: Path) -> None:
+    path = root / "app/routes.py"
+    before = path.stat()
+    text = path.read_text()
+    edited = text.replace("Depends(get_db())", "Depends(get_db)  ")
+    assert len(edited) == len(text)
+    path.write_text(edited)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def _add_file(root: Path) -> None:
+    (root / "app/more.py").write_text(ROUTES.replace("read", "more"))
+
+
+def _remove_file(root: Path) -> None:
+    (root / "app/routes.py").unlink()
+
+
+def _ignore_file(root: Path) -> None:
+    (root / ".gitignore").write_text("app/routes.py\n")
+
+
+def _configure(root: Path) -> None:
+    (root / "pyproject.toml").write_text(ALL_RULES + '\n[tool.depfix]\nignore = ["DF005"]\n')
+
+
+def _requirements(root: Path) -> None:
+    (root / "requirements.txt").write_text("fastapi==0.100.0\n")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _edit_provider,
+        _same_size_same_mtime,
+        _add_file,
+        _remove_file,
+        _ignore_file,
+        _configure,
+        _requirements,
+    ],
+)
+def test_a_changed_input_is_never_replayed(
+    depfix: _Launch, tree: Path, change: Callable[[Path], None]
+) -> None:
+    stored = _stored_and_replayed(depfix, tree, "check", ".")
+    assert stored == _fresh(depfix, tree, "check", ".")
+    change(tree)
+    calls = depfix.cli_calls
+    after = depfix(tree, "check", ".")
+    assert depfix.cli_calls == calls + 1, "a stale output was replayed"
+    assert after == _fresh(depfix, tree, "check", ".")
+    if change is not _requirements:  # the others change what is reported
+        assert after != stored
+
+
+def test_replay_keeps_the_order_of_stdout_and_stderr(depfix: _Launch, tree: Path) -> None:
+    (tree / "app/broken.py").write_text("def broken(:\n")
+    code, output = _stored_and_replayed(depfix, tree, "apply", "--diff", ".")
+    assert code == 3
+    assert b"+++ b/app/routes.py" in output and b"app/broken.py:1" in output
+
+
+def test_each_command_line_has_its_own_entry(depfix: _Launch, tree: Path) -> None:
+    text = _stored_and_replayed(depfix, tree, "check", ".")
+    as_json = _stored_and_replayed(depfix, tree, "check", "--format", "json", ".")
+    assert text != as_json
+    assert depfix(tree, "check", ".") == text
+
+
+def test_a_run_that_writes_is_not_stored(depfix: _Launch, tree: Path) -> None:
+    code, _ = depfix(tree, "apply", ".")
+    assert code == 1 and "Depends(get_db))" in (tree / "app/routes.py").read_text()
+    calls = depfix.cli_calls
+    again = depfix(tree, "apply", ".")  # nothing left to fix: this one writes nothing
+    assert depfix.cli_calls == calls + 1
+    assert again == _fresh(depfix, tree, "apply", ".")
+    assert depfix(tree, "apply", ".") == again and depfix.cli_calls == calls + 2
+
+
+def test_a_run_with_a_job_summary_is_not_stored(depfix: _Launch, tree: Path) -> None:
+    summary = tree.parent / "summary.md"
+    depfix(tree, "check", "--summary", str(summary), ".")
+    calls = depfix.cli_calls
+    depfix(tree, "check", "--summary", str(summary), ".")
+    assert depfix.cli_calls == calls + 1
+    assert summary.read_text().count("depfix") >= 2  # both runs appended their summary
+
+
+def test_an_input_changed_just_before_the_run_is_not_stored(
+    depfix: _Launch, tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(replay, "RACY_NS", 2_000_000_000)
+    depfix(tree, "check", ".")
+    depfix(tree, "check", ".")
+    store = tree / DIRECTORY / replay.FILE
+    assert not store.exists() or json.loads(store.read_text())["entries"] == {}
+    assert depfix.cli_calls == 2
+
+
+def test_a_damaged_store_is_ignored(depfix: _Launch, tree: Path) -> None:
+    first = depfix(tree, "check", ".")
+    store = tree / DIRECTORY / replay.FILE
+    for damage in (b"{not json", b'{"entries": {"x": 1}}', b"[]"):
+        store.write_bytes(damage)
+        assert depfix(tree, "check", ".") == first
+    entries = json.loads(store.read_text())["entries"]
+    for entry in entries.values():
+        entry["output"] = [[3, "elsewhere"]]
+    store.write_text(json.dumps({"entries": entries}))
+    calls = depfix.cli_calls
+    assert depfix(tree, "check", ".") == first and depfix.cli_calls == calls + 1
+
+
+def test_no_replay_for_a_terminal_or_without_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    pipe = io.StringIO()
+    assert replay.applies(["check"], pipe, pipe)
+    assert not replay.applies(["check"], Terminal(), pipe)
+    assert not replay.applies(["check"], pipe, Terminal())
+    assert not replay.applies(["check", "--no-cache"], pipe, pipe)
+    monkeypatch.setenv("DEPFIX_NO_CACHE", "1")
+    assert not replay.applies(["check"], pipe, pipe)
+
+
+def _entry_point(root: Path) -> subprocess.CompletedProcess[bytes]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DEPFIX_NO_CACHE", "NO_COLOR")}
+    env["PYTHONSAFEPATH"] = "1"
+    return subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "depfix", "check", "."],
+        cwd=root,
+        capture_output=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def _without_import_times(stderr: bytes) -> bytes:
+    return b"".join(
+        line for line in stderr.splitlines(keepends=True) if not line.startswith(b"import time:")
+    )
+
+
+def test_the_entry_point_replays_without_importing_the_engine(tree: Path) -> None:
+    write_tree(tree, {"pyproject.toml": PYPROJECT, "app/main.py": APP})
+    _entry_point(tree)  # creates the cache: the project's directory changed just now
+    time.sleep(2.1)  # older than the racy window (ctimes cannot be set back)
+    stored = _entry_point(tree)
+    assert b" libcst" in stored.stderr
+    replayed = _entry_point(tree)
+    assert b" libcst" not in replayed.stderr and b" typer" not in replayed.stderr
+    assert replayed.returncode == stored.returncode == 1
+    assert replayed.stdout == stored.stdout and b"DF005" in stored.stdout
+    assert _without_import_times(replayed.stderr) == _without_import_times(stored.stderr)
