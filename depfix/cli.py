@@ -202,6 +202,7 @@ def _execute(
             suppress=suppress,
             progress=progress.update if progress.enabled else None,
             cache=cache,
+            replay=cache and replay.recording(),
         )
         return run(paths, options)
 
@@ -419,7 +420,8 @@ def apply_command(
 def _offer_replay(result: RunResult, paths: Sequence[Path], config: Optional[Path]) -> None:
     """A run that wrote nothing may be replayed until a file or directory it read changes."""
     consulted = consulted_files(find_project_root(paths), config)
-    replay.offer([*result.inputs, *(os.path.abspath(path) for path in consulted)])
+    scope = dataclasses.asdict(result.replay) if result.replay is not None else None
+    replay.offer([*result.inputs, *(os.path.abspath(path) for path in consulted)], scope)
 
 
 def _prepare_bot(

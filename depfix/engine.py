@@ -15,7 +15,6 @@ import dataclasses
 import gc
 import multiprocessing
 import os
-import re
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,12 +29,12 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 from depfix.cache import Cache, digest
 from depfix.config import Settings
 from depfix.discovery import Discovery, discover
-from depfix.facts import FileFacts, extract_facts
+from depfix.facts import FileFacts, extract_facts, fingerprint
 from depfix.imports import add_from_import, module_code, remove_imports_made_unused
 from depfix.index import External, LazySource, ProjectIndex
 from depfix.io import SourceError, SourceFile, decode_source, read_source
 from depfix.modules import module_names
-from depfix.prefilter import matters
+from depfix.prefilter import IDENTIFIER, matters
 from depfix.rules import SAFE, Changeset, FileContext, FileRule, Finding, Rule, RuleInfo, Span
 from depfix.suppress import NEEDLE as SUPPRESS_NEEDLE
 from depfix.suppress import parse_suppressions
@@ -119,6 +118,23 @@ class RunResult:
     """Information from rules that is not a problem (it does not count and sets no exit code)."""
     inputs: list[str] = field(default_factory=list)
     """Every file and directory whose presence or content decided this result (absolute paths)."""
+    replay: Optional[ReplayScope] = None
+
+
+@dataclass
+class ReplayScope:
+    """What decides whether an edited file can change a run's result (see `depfix.replay`).
+
+    `files` holds the project files the result does not depend on beyond their facts: no rule ran on
+    them, no project rule read them, nothing is reported or changed in them. By absolute path: display
+    path, module, is_package, the fingerprint of their facts (None: not indexed) and the needles of
+    the file rules their facts would let run. An unindexed file stays out of the index while it
+    matches none of `needles` (the prefilter's extra needles) and mentions none of `words`.
+    """
+
+    files: dict[str, tuple[str, str, bool, Optional[str], list[str]]]
+    needles: list[str]
+    words: list[str]
 
 
 Progress = Callable[[str, int, int], None]
@@ -138,6 +154,8 @@ class RunOptions:
     progress: Optional[Progress] = None
     cache: bool = False
     """Read and write `.depfix_cache/` under the project root (the CLI's default)."""
+    replay: bool = False
+    """Fill `RunResult.replay`: what tells an edit that cannot change the result (`depfix.replay`)."""
 
 
 @dataclass
@@ -576,7 +594,6 @@ def _module_paths(jobs: Sequence[_Job]) -> dict[str, list[str]]:
     return paths
 
 
-_IDENTIFIER = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 _DATA: dict[str, bytes] = {}
 """The bytes of the project's files, for worker processes (inherited by fork)."""
 
@@ -610,8 +627,21 @@ class _Loader:
         self._interfaces: dict[int, tuple[FileFacts, str]] = {}
         self.source = LazySource(_module_paths(jobs), self.load, self.mentioning, data)
 
-    def key(self, job: _Job, kind: str) -> str:
-        return digest(kind, self.hashes[job.path], job.path, job.module, job.is_package)
+    def key(self, job: _Job, kind: str, content_hash: Optional[str] = None) -> str:
+        content_hash = content_hash or self.hashes[job.path]
+        return digest(kind, content_hash, job.path, job.module, job.is_package)
+
+    def extract(self, job: _Job, content: bytes) -> tuple[Optional[FileFacts], Optional[FileError]]:
+        """The facts of a file's new content (a fix's), from the cache when a run saw it before."""
+        if self.cache is None:
+            return _extract(job, content)
+        key = self.key(job, "facts", digest(content))
+        hit = self.cache.get("facts", key)
+        if isinstance(hit, tuple):
+            return hit
+        found = _extract(job, content)
+        self.cache.put("facts", key, found)
+        return found
 
     def _record(self, path: str, facts: Optional[FileFacts], error: Optional[FileError]) -> None:
         if facts is not None:
@@ -654,13 +684,13 @@ class _Loader:
         """The identifiers (and keywords) a file's bytes contain, comments and strings included."""
         found = self._tokens.get(path)
         if found is None:
-            found = self._tokens[path] = frozenset(_IDENTIFIER.findall(self.data[path]))
+            found = self._tokens[path] = frozenset(IDENTIFIER.findall(self.data[path]))
         return found
 
     def mentioning(self, word: bytes) -> list[str]:
         """The files not loaded yet whose bytes hold `word` (as a whole identifier when it is one)."""
         unloaded = [path for path in self.data if path not in self.facts]
-        if _IDENTIFIER.fullmatch(word):
+        if IDENTIFIER.fullmatch(word):
             return [path for path in unloaded if word in self.tokens(path)]
         return [path for path in unloaded if word in self.data[path]]
 
@@ -818,6 +848,7 @@ def _run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path]) -> Run
         (result.errors if path in target_set else result.unindexed).append(problem)
     project = _Project(found.project, found.root, cwd, jobs, loader.facts, index)
     project.lazy = loader.source
+    project.loader = loader
     project.given = [Path(os.path.abspath(cwd / path)) for path in paths]
     planners = [rule for rule in options.rules if _plans_projects(rule)]
     originals: dict[str, Optional[SourceFile]] = {}
@@ -837,16 +868,16 @@ def _run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path]) -> Run
             if round_number and not touched:
                 # Nothing new was planned: only the files the last round rewrote can hold more.
                 checked = [path for path in checked if path in changed]
+            # only files some rule can act on are processed (and keyed, and sent to the workers)
+            busy = [p for p in checked if _needs_rules(p, project, data, options)]
             keys: dict[str, str] = {}
             if cache is not None:
-                keys = _outcome_keys(checked, project.index, loader, options, project.overlay)
+                keys = _outcome_keys(busy, project.index, loader, options, project.overlay)
             cached = {p: cache.get("outcomes", keys[p]) for p in keys} if cache else {}
-            misses = [p for p in checked if not isinstance(cached.get(p), FileOutcome)]
-            # only files some rule can act on go to the workers (the rest would unbalance them)
-            busy = [p for p in misses if _needs_rules(p, project, data, options)]
-            computed = {p: FileOutcome(p) for p in misses}
+            misses = [p for p in busy if not isinstance(cached.get(p), FileOutcome)]
+            computed = {p: FileOutcome(p) for p in set(checked).difference(busy)}
             computed.update(
-                zip(busy, _map(_process, busy, options.jobs, "checking", options.progress))
+                zip(misses, _map(_process, misses, options.jobs, "checking", options.progress))
             )
             outcomes = []
             for path in checked:
@@ -901,6 +932,12 @@ def _run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path]) -> Run
             )
     result.diagnostics.sort(key=Diagnostic.sort_key)
     result.errors.sort(key=lambda e: (e.path, e.line or 0, e.column or 0, e.message))
+    if (
+        options.replay
+        and not whole
+        and all(rule.FASTAPI_ONLY for rule in options.rules if issubclass(rule, FileRule))
+    ):
+        result.replay = _replay_scope(project, loader, result, needles)
     if cache is not None:
         if run_key is not None:
             cache.put("run", run_key, result)
@@ -913,7 +950,46 @@ def _needs_rules(path: str, project: _Project, data: dict[str, bytes], options: 
     if facts is None:
         return False
     content = project.overlay.get(path, data.get(path))
-    return content is None or bool(_file_rules_for(facts, content, project.index, options))
+    if options.replay:  # which rules the facts let run, whatever the bytes
+        wanting = [
+            rule
+            for rule in options.rules
+            if issubclass(rule, FileRule) and rule.wants(facts, project.index)
+        ]
+        project.wanting.setdefault(path, set()).update(wanting)
+        busy = content is None or any(
+            not rule.NEEDLES or any(needle in content for needle in rule.NEEDLES)
+            for rule in wanting
+        )
+    else:
+        busy = content is None or bool(_file_rules_for(facts, content, project.index, options))
+    if busy:
+        project.busy.add(path)
+    return busy
+
+
+def _replay_scope(
+    project: _Project, loader: _Loader, result: RunResult, needles: Sequence[bytes]
+) -> ReplayScope:
+    """The files an edit of which cannot change `result` while their facts stay the same."""
+    involved = {*project.busy, *project.read, *project.overlay, *loader.source.failed}
+    involved.update(d.path for d in (*result.diagnostics, *result.notes))
+    involved.update(e.path for e in (*result.errors, *result.unindexed))
+    files: dict[str, tuple[str, str, bool, Optional[str], list[str]]] = {}
+    for path in loader.data:
+        job = project.by_path[path]
+        wanting = project.wanting.get(path, set())
+        if path in involved or any(not rule.NEEDLES for rule in wanting):
+            continue
+        facts = loader.facts.get(path)
+        rule_needles = sorted({n.decode("latin-1") for rule in wanting for n in rule.NEEDLES})
+        facts_print = fingerprint(facts) if facts is not None else None
+        files[job.absolute] = (path, job.module, job.is_package, facts_print, rule_needles)
+    return ReplayScope(
+        files,
+        [needle.decode("latin-1") for needle in needles],
+        [word.decode("latin-1") for word in loader.source.searched_words()],
+    )
 
 
 def _source_file(job: _Job, data: dict[str, bytes]) -> Optional[SourceFile]:
@@ -1101,6 +1177,13 @@ class _Project:
         self.given: list[Path] = []
         """The paths the run was given: nothing outside them is written."""
         self.lazy: Optional[LazySource] = None
+        self.loader: Optional[_Loader] = None
+        self.busy: set[str] = set()
+        """Files some file rule ran on, in any round."""
+        self.wanting: dict[str, set[type[FileRule]]] = {}
+        """The file rules the facts of a file let run, in any round (with `RunOptions.replay`)."""
+        self.read: set[str] = set()
+        """Files whose bytes project rules read."""
 
     def allows(self, path: Path) -> bool:
         absolute = Path(os.path.abspath(path))
@@ -1116,8 +1199,9 @@ class _Project:
             self.files.extend(Path(os.path.abspath(self.cwd / path)) for path in new)
             self.jobs = _jobs_for(sorted(set(self.files)), self.root, self.cwd)
             self.by_path = {job.path: job for job in self.jobs}
+        extract = self.loader.extract if self.loader is not None else _extract
         for path in sorted(paths):
-            new_facts, error = _extract(self.by_path[path], self.overlay[path])
+            new_facts, error = extract(self.by_path[path], self.overlay[path])
             if new_facts is not None:
                 self.facts[path] = new_facts
             elif error is not None and error not in result.errors:
@@ -1214,6 +1298,8 @@ class _SourceView(dict):  # type: ignore[type-arg]
         return self._project is None or self._project.allows(self._project.cwd / path)
 
     def __missing__(self, path: str) -> bytes:
+        if self._project is not None:
+            self._project.read.add(path)
         if path in self._overlay:
             return self._overlay[path]
         data = read_source(Path(self._jobs[path].absolute)).data

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ast
 import builtins
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import dataclass, field, replace
 from typing import Optional, Union
 
 from depfix.values import LAMBDA, LITERAL, UNKNOWN, Attr, Call, Lambda, Literal, Name, Value
@@ -166,6 +167,16 @@ class FileFacts:
     overrides: list[OverrideFact] = field(default_factory=list)
     calls: dict[str, list[CallSite]] = field(default_factory=dict)
     all_names: Optional[tuple[str, ...]] = None
+
+
+def fingerprint(facts: FileFacts) -> str:
+    """A digest of everything a file's facts hold, positions included, stable across processes.
+
+    Reprs are stable (facts hold tuples, and dicts in source order) except for the two sets, sorted here.
+    """
+    classes = [(replace(c, methods=frozenset()), sorted(c.methods)) for c in facts.classes.values()]
+    text = repr((replace(facts, rebound=set(), classes={}), sorted(facts.rebound), classes))
+    return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=20).hexdigest()
 
 
 def resolve_relative(module: str, is_package: bool, level: int, target: Optional[str]) -> str:

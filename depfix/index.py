@@ -664,6 +664,10 @@ class LazySource:
         """Record that every file mentioning `word` is loaded already."""
         self._mentions[word] = []
 
+    def searched_words(self) -> list[bytes]:
+        """The words every file mentioning them was loaded for."""
+        return sorted(self._mentions)
+
     def mentioning(self, word: bytes) -> list[str]:
         """The project files whose bytes contain `word`."""
         if word not in self._mentions:

@@ -26,3 +26,13 @@ def matters(data: bytes, extra: Sequence[bytes] = ()) -> bool:
         return True
     # `app.get("/x")(handler)`: a route decorator applied by hand
     return _ROUTE_CALL.search(data) is not None and _CURRIED.search(data) is not None
+
+
+IDENTIFIER = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def mentions(data: bytes, word: bytes) -> bool:
+    """Whether `data` holds `word`: as a whole identifier when it is one, else anywhere."""
+    if IDENTIFIER.fullmatch(word):
+        return word in IDENTIFIER.findall(data)
+    return word in data

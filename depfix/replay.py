@@ -19,8 +19,8 @@ import hashlib
 import io
 import json
 import os
+import stat
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -51,12 +51,24 @@ ENVIRONMENT_PREFIXES = ("DEPFIX_", "GITHUB_", "RUNNER_")
 """Variables that may change what a run prints: they are part of the command's key."""
 
 _offered: Optional[list[str]] = None
+_scope: Optional[dict[str, Any]] = None
+_recording = False
 
 
-def offer(inputs: Iterable[str]) -> None:
-    """Called by a command that wrote nothing: its output may be replayed while `inputs` hold."""
-    global _offered
+def recording() -> bool:
+    """Whether this command's output is being recorded (a run then describes its `ReplayScope`)."""
+    return _recording
+
+
+def offer(inputs: Iterable[str], scope: Optional[dict[str, Any]] = None) -> None:
+    """Called by a command that wrote nothing: its output may be replayed while `inputs` hold.
+
+    `scope` (`depfix.engine.ReplayScope` as a dict) names the files whose edits cannot change the
+    output while their facts stay the same: it is replayed after such an edit too.
+    """
+    global _offered, _scope
     _offered = list(inputs)
+    _scope = scope
 
 
 def _status(path: str) -> Optional[list[int]]:
@@ -131,20 +143,66 @@ Output = list[tuple[int, bytes]]
 
 
 def lookup(argv: Sequence[str], cwd: Path) -> Optional[tuple[Output, int]]:
-    """The stored output and exit code of this command, when none of its inputs changed."""
-    entry = _load(_store_path(cwd)).get(command_key(argv, cwd))
+    """The stored output and exit code of this command, when nothing it read changed in a way that
+    can change them (an edit that keeps the facts of a file no rule looked at does not)."""
+    entries = _load(_store_path(cwd))
+    key = command_key(argv, cwd)
+    entry = entries.get(key)
     if not isinstance(entry, dict):
         return None
     try:
-        inputs = entry["inputs"]
-        if any(_status(path) != status for path, status in inputs):
+        changed = {}
+        for number, (path, status) in enumerate(entry["inputs"]):
+            now = _status(path)
+            if now != status:
+                changed[number] = (path, now)
+        if changed and not all(_same_facts(entry, path, now) for path, now in changed.values()):
             return None
         output = [(int(number), chunk.encode("latin-1")) for number, chunk in entry["output"]]
         if any(number not in (1, 2) for number, _ in output):
             return None
-        return output, int(entry["code"])
-    except (KeyError, TypeError, ValueError, AttributeError):
+        code = int(entry["code"])
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
         return None
+    if changed:  # the next run needs no parse: keep the new status of the edited files
+        limit = time.time_ns() - RACY_NS
+        if all(now is not None and max(now[3], now[4]) < limit for _, now in changed.values()):
+            for number, (path, now) in changed.items():
+                entry["inputs"][number] = [path, now]
+            _save(_store_path(cwd), entries)
+    return output, code
+
+
+def _same_facts(entry: dict[str, Any], path: str, now: Optional[list[int]]) -> bool:
+    """Whether an edited file still cannot change the stored output (see `ReplayScope`)."""
+    scope = entry.get("scope")
+    if not isinstance(scope, dict) or now is None or not stat.S_ISREG(now[0]):
+        return False
+    known = scope["files"].get(path)
+    if known is None:
+        return False
+    display, module, is_package, facts_print, rule_needles = known
+    # imported here: a run with nothing changed needs none of them
+    import ast
+
+    from depfix.facts import extract_facts, fingerprint
+    from depfix.io import SourceError, decode_source, read_source
+    from depfix.prefilter import matters, mentions
+
+    try:
+        data = read_source(Path(path)).data
+        text = decode_source(Path(display), data)
+        tree = ast.parse(text, filename=display)
+    except (SourceError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    if any(needle.encode("latin-1") in data for needle in rule_needles):
+        return False  # a rule the facts let run would now run on it
+    if facts_print is None:  # not indexed: it must stay out of the index
+        needles = [needle.encode("latin-1") for needle in scope["needles"]]
+        return not matters(data, needles) and not any(
+            mentions(data, word.encode("latin-1")) for word in scope["words"]
+        )
+    return bool(fingerprint(extract_facts(display, module, is_package, tree, text)) == facts_print)
 
 
 def store(argv: Sequence[str], cwd: Path, started_ns: int, output: Output, code: int) -> None:
@@ -167,13 +225,19 @@ def store(argv: Sequence[str], cwd: Path, started_ns: int, output: Output, code:
         "inputs": inputs,
         "output": [[number, chunk.decode("latin-1")] for number, chunk in output],
         "code": code,
+        "scope": _scope,
     }
-    kept = dict(list(entries.items())[-KEEP:])
+    _save(target, dict(list(entries.items())[-KEEP:]))
+
+
+def _save(target: Path, entries: dict[str, Any]) -> None:
+    import tempfile
+
     try:
         fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"entries": kept}, handle)
+                json.dump({"entries": entries}, handle)
             os.replace(temporary, target)
         except BaseException:
             os.unlink(temporary)
@@ -212,8 +276,9 @@ class Recording:
     """stdout and stderr copied while a command runs (installed as `sys.stdout` and `sys.stderr`)."""
 
     def __init__(self) -> None:
-        global _offered
-        _offered = None  # only the command recorded now may offer its output
+        global _offered, _scope, _recording
+        _offered = _scope = None  # only the command recorded now may offer its output
+        _recording = True
         self.started_ns = time.time_ns()
         self.log: list[tuple[int, bytes]] = []
         self._saved = (sys.stdout, sys.stderr)
@@ -229,6 +294,8 @@ class Recording:
 
     def stop(self) -> list[tuple[int, bytes]]:
         """Restore the streams; what was written to them (1: stdout, 2: stderr), in order."""
+        global _recording
+        _recording = False
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         sys.stdout, sys.stderr = self._saved

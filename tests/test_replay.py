@@ -273,3 +273,113 @@ def test_the_entry_point_replays_without_importing_the_engine(tree: Path) -> Non
     assert replayed.returncode == stored.returncode == 1
     assert replayed.stdout == stored.stdout and b"DF005" in stored.stdout
     assert _without_import_times(replayed.stderr) == _without_import_times(stored.stderr)
+
+
+HELPERS = """\
+def helper() -> int:
+    return 1
+"""
+
+
+@pytest.fixture
+def layered(tree: Path) -> Path:
+    """The tree with a module the routes import that no rule looks at (indexed, not concerned)."""
+    write_tree(
+        tree,
+        {
+            "app/helpers.py": HELPERS,
+            "app/routes.py": ROUTES.replace(
+                "from app.deps import get_db\n",
+                "from app.deps import get_db\nfrom app.helpers import helper\n",
+            ),
+        },
+    )
+    return tree
+
+
+def _append(relative: str, text: str) -> Callable[[Path], None]:
+    def change(root: Path) -> None:
+        path = root / relative
+        path.write_text(path.read_text() + text)
+
+    change.__name__ = f"append to {relative}: {text!r}"
+    return change
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _append("app/helpers.py", "# a comment\n"),
+        _append("app/helpers.py", "\n\n# the body of a function edited below its last line\n"),
+        _append("app/plain.py", "OTHER = 2  # not indexed, and it stays out\n"),
+        _append("app/plain.py", "# get_db, called directly, never by FastAPI\n"),
+        _append("app/deps.py", "# get_db is called, not a dependency: no rule looks here\n"),
+    ],
+    ids=lambda change: change.__name__,
+)
+def test_an_edit_that_cannot_change_the_result_is_replayed(
+    depfix: _Launch, layered: Path, change: Callable[[Path], None]
+) -> None:
+    stored = _stored_and_replayed(depfix, layered, "check", ".")
+    change(layered)
+    calls = depfix.cli_calls
+    assert depfix(layered, "check", ".") == stored
+    assert depfix.cli_calls == calls, "the edit was not recognised as harmless"
+    assert _fresh(depfix, layered, "check", ".") == stored
+    assert depfix(layered, "check", ".") == stored and depfix.cli_calls == calls + 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _append("app/helpers.py", "\n\ndef more() -> int:\n    return 2\n"),
+        _append("app/helpers.py", "def broken(:\n"),
+        _append("app/plain.py", "from fastapi import Depends\n"),
+        _append("app/plain.py", "from app.deps import get_db\n\nVALUE = get_db()\n"),
+        _append("app/plain.py", "# `read`, a route, is mentioned here\n"),
+        _append("app/routes.py", "# a comment in a file rules ran on\n"),
+    ],
+    ids=lambda change: change.__name__,
+)
+def test_an_edit_that_may_change_the_result_runs_again(
+    depfix: _Launch, layered: Path, change: Callable[[Path], None]
+) -> None:
+    _stored_and_replayed(depfix, layered, "check", ".")
+    change(layered)
+    calls = depfix.cli_calls
+    after = depfix(layered, "check", ".")
+    assert depfix.cli_calls == calls + 1, "a stale output was replayed"
+    assert after == _fresh(depfix, layered, "check", ".")
+
+
+def test_an_edit_of_a_dependency_runs_again(depfix: _Launch, tree: Path) -> None:
+    write_tree(tree, {"app/routes.py": ROUTES.replace("Depends(get_db())", "Depends(get_db)")})
+    _stored_and_replayed(depfix, tree, "check", ".")
+    _append("app/deps.py", "# only a comment, but rules look at this file\n")(tree)
+    calls = depfix.cli_calls
+    after = depfix(tree, "check", ".")
+    assert depfix.cli_calls == calls + 1, "a stale output was replayed"
+    assert after == _fresh(depfix, tree, "check", ".")
+
+
+def test_an_edit_that_lets_a_rule_run_on_a_file_runs_again(depfix: _Launch, tree: Path) -> None:
+    """A dependency no rule ran on (none of their needles was there) gets one, in a comment."""
+    write_tree(
+        tree,
+        {
+            "app/flags.py": "def get_flag():\n    pass\n",
+            "app/routes.py": ROUTES.replace(
+                "import get_db\n", "import get_db\nfrom app.flags import get_flag\n"
+            )
+            + "\n\n@router.get('/flag')\ndef flag(value=Depends(get_flag)):\n    return value\n",
+        },
+    )
+    stored = _stored_and_replayed(depfix, tree, "check", ".")
+    _append(
+        "app/flags.py",
+        "# asyncio.run(...) in a comment: the asyncio.run rule now reads this file\n",
+    )(tree)
+    calls = depfix.cli_calls
+    after = depfix(tree, "check", ".")
+    assert depfix.cli_calls == calls + 1, "a stale output was replayed"
+    assert after == _fresh(depfix, tree, "check", ".") == stored
