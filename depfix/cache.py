@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import hmac
 import os
 import pickle
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from depfix import __version__
+from depfix.signing import sign, signing_key, verified
 
 DIRECTORY = ".depfix_cache"
 FILE = "cache-v2.pickle"
@@ -56,37 +56,12 @@ def digest(*parts: object) -> str:
     return hasher.hexdigest()
 
 
-def _key_file() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "depfix" / "cache-key"
-
-
-def _signing_key() -> Optional[bytes]:
-    path = _key_file()
-    try:
-        key = path.read_bytes()
-        if len(key) == 32:
-            return key
-    except OSError:
-        pass
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(os.urandom(32))
-        os.replace(temporary, path)  # a concurrent run may win: read back whichever key stayed
-        key = path.read_bytes()
-    except OSError:
-        return None
-    return key if len(key) == 32 else None
-
-
 class Cache:
     """Entries read from the last run, and the entries this run uses or adds (the ones kept)."""
 
     def __init__(self, root: Path) -> None:
         self.directory = root / DIRECTORY
-        self.key = _signing_key()
+        self.key = signing_key()
         self.old: dict[str, dict[str, Any]] = {}
         self.new: dict[str, dict[str, Any]] = {}
         self.dirty = False
@@ -104,7 +79,7 @@ class Cache:
         except OSError:
             return {}
         signature, payload = blob[:32], blob[32:]
-        if not hmac.compare_digest(signature, hmac.new(self.key, payload, "sha256").digest()):
+        if not verified(self.key, signature, payload):
             return {}
         try:
             loaded = pickle.loads(payload)
@@ -149,7 +124,7 @@ class Cache:
     def _write(self, name: str, tables: dict[str, dict[str, Any]]) -> None:
         assert self.key is not None
         payload = pickle.dumps(tables, protocol=pickle.HIGHEST_PROTOCOL)
-        signature = hmac.new(self.key, payload, "sha256").digest()
+        signature = sign(self.key, payload)
         fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:

@@ -8,7 +8,8 @@ removed or renamed; a file's ctime changes with any write) and, when none change
 output and exits with the stored code. That costs the stats; importing the engine alone costs more
 than half a second.
 
-It applies only when neither stdout nor stderr is a terminal (no colours, no progress bar to
+The store is signed like the cache (`depfix.signing`): one altered or brought in with a repository is
+ignored. It applies only when neither stdout nor stderr is a terminal (no colours, no progress bar to
 reproduce) and the cache is on. An input modified less than `RACY_NS` before the run started may
 change again within the clock's resolution unnoticed: such a run is not stored.
 """
@@ -28,6 +29,7 @@ from typing import Any, BinaryIO, Optional, TextIO, cast
 
 from depfix import __version__
 from depfix.roots import find_project_root
+from depfix.signing import sign, signing_key, verified
 
 FILE = "replay-v1.json"
 DIRECTORY = ".depfix_cache"  # the cache's own directory (depfix.cache.DIRECTORY)
@@ -131,8 +133,12 @@ def _isatty(stream: TextIO) -> bool:
 
 
 def _load(path: Path) -> dict[str, Any]:
+    key = signing_key()
     try:
-        document = json.loads(path.read_bytes())
+        signature, _, payload = path.read_bytes().partition(b"\n")
+        if key is None or not verified(key, bytes.fromhex(signature.decode("ascii")), payload):
+            return {}
+        document = json.loads(payload)
     except (OSError, ValueError):
         return {}
     entries = document.get("entries") if isinstance(document, dict) else None
@@ -233,11 +239,15 @@ def store(argv: Sequence[str], cwd: Path, started_ns: int, output: Output, code:
 def _save(target: Path, entries: dict[str, Any]) -> None:
     import tempfile
 
+    key = signing_key()
+    if key is None:
+        return
+    payload = json.dumps({"entries": entries}).encode("utf-8")
     try:
         fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"entries": entries}, handle)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(sign(key, payload).hex().encode("ascii") + b"\n" + payload)
             os.replace(temporary, target)
         except BaseException:
             os.unlink(temporary)

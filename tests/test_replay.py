@@ -15,12 +15,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
 from depfix import launch, replay
 from depfix.cache import DIRECTORY
+from depfix.signing import sign, signing_key
 from tests.conftest import APP, PYPROJECT, write_tree
 
 DEPS = """\
@@ -204,6 +205,20 @@ def test_a_run_with_a_job_summary_is_not_stored(depfix: _Launch, tree: Path) -> 
     assert summary.read_text().count("depfix") >= 2  # both runs appended their summary
 
 
+def _entries(store: Path) -> dict[str, Any]:
+    """The entries of a replay store (after its signature line)."""
+    entries = json.loads(store.read_bytes().partition(b"\n")[2])["entries"]
+    assert isinstance(entries, dict)
+    return entries
+
+
+def _write_signed(store: Path, entries: dict[str, Any]) -> None:
+    key = signing_key()
+    assert key is not None
+    payload = json.dumps({"entries": entries}).encode()
+    store.write_bytes(sign(key, payload).hex().encode() + b"\n" + payload)
+
+
 def test_an_input_changed_just_before_the_run_is_not_stored(
     depfix: _Launch, tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -211,22 +226,34 @@ def test_an_input_changed_just_before_the_run_is_not_stored(
     depfix(tree, "check", ".")
     depfix(tree, "check", ".")
     store = tree / DIRECTORY / replay.FILE
-    assert not store.exists() or json.loads(store.read_text())["entries"] == {}
+    assert not store.exists() or _entries(store) == {}
     assert depfix.cli_calls == 2
 
 
-def test_a_damaged_store_is_ignored(depfix: _Launch, tree: Path) -> None:
-    first = depfix(tree, "check", ".")
+def test_a_damaged_or_foreign_store_is_ignored(depfix: _Launch, tree: Path) -> None:
+    first = _stored_and_replayed(depfix, tree, "check", ".")
     store = tree / DIRECTORY / replay.FILE
-    for damage in (b"{not json", b'{"entries": {"x": 1}}', b"[]"):
+    entries = _entries(store)
+    forged = {
+        key: {**entry, "output": [[1, "all clean\n"]], "code": 0} for key, entry in entries.items()
+    }
+    damages = [
+        b"{not json",
+        b"",
+        store.read_bytes()[:-10],  # truncated
+        json.dumps({"entries": forged}).encode(),  # unsigned: brought in with a repository
+        b"00" * 32 + b"\n" + json.dumps({"entries": forged}).encode(),  # signed with another key
+    ]
+    for damage in damages:
         store.write_bytes(damage)
+        calls = depfix.cli_calls
         assert depfix(tree, "check", ".") == first
-    entries = json.loads(store.read_text())["entries"]
-    for entry in entries.values():
-        entry["output"] = [[3, "elsewhere"]]
-    store.write_text(json.dumps({"entries": entries}))
+        assert depfix.cli_calls == calls + 1
+    _write_signed(store, {key: {**entry, "output": [[3, "x"]]} for key, entry in entries.items()})
     calls = depfix.cli_calls
     assert depfix(tree, "check", ".") == first and depfix.cli_calls == calls + 1
+    _write_signed(store, forged)  # signed with this user's key: trusted (that is the point of it)
+    assert depfix(tree, "check", ".") == (0, b"all clean\n\n--- stderr\n")
 
 
 def test_no_replay_for_a_terminal_or_without_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
