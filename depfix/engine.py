@@ -625,6 +625,9 @@ class _Loader:
         self.errors: dict[str, FileError] = {}
         self._tokens: dict[str, frozenset[bytes]] = {}
         self._interfaces: dict[int, tuple[FileFacts, str]] = {}
+        self._fingerprints: dict[int, tuple[FileFacts, str]] = {}
+        self._facts_keys: dict[int, tuple[FileFacts, str]] = {}
+        """The cache key of facts read from the project's files (their digests are cached too)."""
         self.source = LazySource(_module_paths(jobs), self.load, self.mentioning, data)
 
     def key(self, job: _Job, kind: str, content_hash: Optional[str] = None) -> str:
@@ -637,15 +640,18 @@ class _Loader:
             return _extract(job, content)
         key = self.key(job, "facts", digest(content))
         hit = self.cache.get("facts", key)
-        if isinstance(hit, tuple):
-            return hit
-        found = _extract(job, content)
-        self.cache.put("facts", key, found)
+        found = hit if isinstance(hit, tuple) else _extract(job, content)
+        if found is not hit:
+            self.cache.put("facts", key, found)
+        if found[0] is not None:
+            self._facts_keys[id(found[0])] = (found[0], key)
         return found
 
     def _record(self, path: str, facts: Optional[FileFacts], error: Optional[FileError]) -> None:
         if facts is not None:
             self.facts[path] = facts
+            if self.cache is not None:
+                self._facts_keys[id(facts)] = (facts, self.key(self.by_path[path], "facts"))
         else:
             self.source.failed.add(path)
             if error is not None:
@@ -695,11 +701,33 @@ class _Loader:
         return [path for path in unloaded if word in self.data[path]]
 
     def interface(self, facts: FileFacts) -> str:
-        """The digest of what other files see of a file (memoized per facts object)."""
-        known = self._interfaces.get(id(facts))
-        if known is None or known[0] is not facts:
-            known = self._interfaces[id(facts)] = (facts, digest(_interface(facts)))
-        return known[1]
+        """The digest of what other files see of a file."""
+        return self._digest("interface", self._interfaces, facts, lambda f: digest(_interface(f)))
+
+    def fingerprint(self, facts: FileFacts) -> str:
+        """The fingerprint of a file's facts, positions included."""
+        return self._digest("fingerprint", self._fingerprints, facts, fingerprint)
+
+    def _digest(
+        self,
+        kind: str,
+        table: dict[int, tuple[FileFacts, str]],
+        facts: FileFacts,
+        compute: Callable[[FileFacts], str],
+    ) -> str:
+        """Memoized per facts object, and cached with the facts of a file as it is on disk."""
+        known = table.get(id(facts))
+        if known is not None and known[0] is facts:  # an id is reused once its object is gone
+            return known[1]
+        loaded = self._facts_keys.get(id(facts))
+        key = loaded[1] if loaded is not None and loaded[0] is facts else None
+        value = self.cache.get(kind, key) if self.cache is not None and key else None
+        if not isinstance(value, str):
+            value = compute(facts)
+            if self.cache is not None and key:
+                self.cache.put(kind, key, value)
+        table[id(facts)] = (facts, value)
+        return value
 
     def check_syntax(self, paths: Sequence[str]) -> list[FileError]:
         """Errors of files that are not indexed (decoding and syntax only)."""
@@ -1085,9 +1113,11 @@ def _outcome_keys(
 ) -> dict[str, str]:
     """Per file: its content, the settings, and the index facts its outcome can depend on.
 
-    Those are the files it imports (transitively), the visible facts of every indexed file (routes,
-    markers, signatures, imports: whatever decides what FastAPI calls or what a name is), the direct
-    calls of its own routes and dependencies, and what other files import from it.
+    Those are the facts of the files it imports (transitively: a file rule sees other files only
+    through the index, so an edit that keeps a module's facts keeps its importers' outcomes), the
+    visible facts of every indexed file (routes, markers, signatures, imports: whatever decides what
+    FastAPI calls or what a name is), the direct calls of its own routes and dependencies, and what
+    other files import from it.
     """
     shared = digest(
         _settings_key(options),
@@ -1109,7 +1139,10 @@ def _outcome_keys(
             if module not in closure:
                 closure.add(module)
                 stack.extend(graph.get(module, ()))
-        files = sorted({index.modules[m].path for m in closure if m in index.modules})
+        imported_facts = sorted(
+            (index.modules[m] for m in closure if m in index.modules and m != facts.module),
+            key=lambda f: f.path,
+        )
         calls = [
             index.direct_calls((f.module, f.qualname))
             for f in facts.functions.values()
@@ -1119,7 +1152,7 @@ def _outcome_keys(
         keys[path] = digest(  # reprs: all of these are in a stable order already
             shared,
             hashes[path],
-            repr([(p, hashes.get(p)) for p in files]),
+            repr([(f.path, loader.fingerprint(f)) for f in imported_facts]),
             repr(calls),
             repr(sorted(imported) if imported is not None else None),
         )

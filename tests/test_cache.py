@@ -279,3 +279,57 @@ def test_the_lazy_index_does_not_parse_files_that_cannot_matter(
     _run(root, LAZY_RULES)
     assert "plain.py" not in parsed
     assert "app/query.py" in parsed and "app/base.py" in parsed
+
+
+PAGE_SIZE = """\
+from fastapi import Query
+
+
+def page_size(size: int = Query(10)) -> int:
+    return size
+"""
+USES_PAGE_SIZE = """
+from app.limits import page_size
+
+
+@router.get("/health/page")
+def page(size: int = Depends(page_size)) -> int:
+    return size
+"""
+EDITS: list[tuple[str, Callable[[str], str]]] = [
+    ("app/services/tasks.py", lambda text: text + "\n# a comment: the facts stay\n"),
+    ("app/db.py", lambda text: "\n" + text),  # every position moves
+    ("app/limits.py", lambda text: PAGE_SIZE),  # a plain function: nothing to report
+    # another file makes it a dependency: its `Query` default is now reported, in app/limits.py
+    ("app/routers/health.py", lambda text: text + USES_PAGE_SIZE),
+    ("app/routers/health.py", lambda text: text.replace(USES_PAGE_SIZE, "")),
+]
+
+
+def test_a_sequence_of_edits_never_gives_a_stale_result(tmp_path: Path) -> None:
+    """Edits that keep an imported module's facts, move its lines, add a module, make its function a
+    dependency from another file and take that back: after each one, a run with the cache reports and
+    fixes exactly what a run without it does."""
+    root = tmp_path / "demo"
+    shutil.copytree(FIXTURES / "demo_app", root, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def both() -> tuple[tuple[object, ...], tuple[object, ...]]:
+        results = []
+        for cache in (True, False):
+            options = RunOptions(
+                rules=registered_rules(), settings=Settings(), apply_fixes=True, cache=cache
+            )
+            results.append(_summary(run([root], options, cwd=root)))
+        return results[0], results[1]
+
+    cached, uncached = both()
+    assert cached == uncached
+    for relative, edit in EDITS:
+        path = root / relative
+        path.write_text(edit(path.read_text() if path.exists() else ""))
+        cached, uncached = both()
+        assert cached == uncached, relative
+        if relative == "app/routers/health.py" and USES_PAGE_SIZE in path.read_text():
+            diagnostics = cached[0]
+            assert isinstance(diagnostics, list)
+            assert any(d.path == "app/limits.py" for d in diagnostics), diagnostics
