@@ -8,6 +8,7 @@ for each global name whether it is defined once, rebound, bound conditionally, o
 from __future__ import annotations
 
 import builtins
+import hashlib
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -163,6 +164,26 @@ def _import_binding(
                     assignment.name, absolute, original, position, bool(node.relative)
                 )
     return None
+
+
+_ANALYSED: dict[tuple[str, bool, bytes], ModuleAnalysis] = {}
+_ANALYSED_LIMIT = 256
+
+
+def analyse_source(module: str, is_package: bool, data: bytes) -> ModuleAnalysis:
+    """`analyse` of a module's bytes (libcst parse errors propagate), remembered by content.
+
+    Planning runs again in every round of a run, and verification analyses the same files again:
+    scope analysis is the slowest step of DF008 (about a second for a large module). Analyses are
+    never modified by their users.
+    """
+    key = (module, is_package, hashlib.blake2b(data, digest_size=16).digest())
+    found = _ANALYSED.get(key)
+    if found is None:
+        if len(_ANALYSED) >= _ANALYSED_LIMIT:
+            _ANALYSED.clear()
+        found = _ANALYSED[key] = analyse(module, is_package, cst.parse_module(data))
+    return found
 
 
 def analyse(module: str, is_package: bool, tree: cst.Module) -> ModuleAnalysis:

@@ -90,7 +90,7 @@ from codemods._import_edits import (
     statement_code,
 )
 from codemods._import_graph import Edge, cycle_edges, name_import_cycles
-from codemods._module_analysis import ImportBinding, ModuleAnalysis, analyse
+from codemods._module_analysis import ImportBinding, ModuleAnalysis, analyse_source
 from codemods._placement import new_module_path
 from depfix.config import Settings
 from depfix.facts import FileFacts, extract_facts
@@ -296,8 +296,14 @@ class _Planner:
     def analysis(self, module: str) -> ModuleAnalysis:
         if module not in self.analyses:
             facts = self.index.modules[module]
-            self.analyses[module] = analyse(module, facts.is_package, self._tree(facts.path))
+            self.analyses[module] = self._analyse(module, facts.is_package, facts.path)
         return self.analyses[module]
+
+    def _analyse(self, module: str, is_package: bool, path: str) -> ModuleAnalysis:
+        try:
+            return analyse_source(module, is_package, self.sources[path])
+        except (cst.ParserSyntaxError, RecursionError, ValueError) as error:
+            raise Refusal(f"libcst cannot parse {path}: {error}") from None
 
     def _tree(self, path: str) -> cst.Module:
         try:
@@ -808,22 +814,21 @@ class _Planner:
         new_facts: dict[str, FileFacts] = {}
         for path, data in files.items():
             text = data.decode("utf-8")
-            try:
-                tree = ast.parse(text, filename=path)
-                cst_tree = cst.parse_module(data)
-            except (SyntaxError, cst.ParserSyntaxError) as error:
-                raise Refusal(f"the edited {path} would not parse: {error}") from None
             old = self.index.files.get(path)
             module = old.module if old else target_module
             is_package = old.is_package if old else False
+            try:
+                tree = ast.parse(text, filename=path)
+                after = analyse_source(module, is_package, data).unresolved
+            except (SyntaxError, cst.ParserSyntaxError) as error:
+                raise Refusal(f"the edited {path} would not parse: {error}") from None
             new_facts[path] = extract_facts(path, module, is_package, tree, text)
-            after = analyse(module, is_package, cst_tree).unresolved
             before: set[str] = set()
             if old is not None:  # the cycle's members were analysed already
                 before = (
                     self.analyses[module].unresolved
                     if module in self.analyses
-                    else analyse(module, is_package, self._tree(path)).unresolved
+                    else self._analyse(module, is_package, path).unresolved
                 )
             missing = sorted(after - before)
             if missing:
