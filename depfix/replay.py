@@ -31,7 +31,8 @@ from depfix import __version__
 from depfix.roots import find_project_root
 from depfix.signing import sign, signing_key, verified
 
-FILE = "replay-v1.json"
+STORE = "replay-v1"
+"""The directory of stored runs, one file per command line (a lookup reads only its own)."""
 DIRECTORY = ".depfix_cache"  # the cache's own directory (depfix.cache.DIRECTORY)
 KEEP = 16
 """Entries kept per project: the commands run most recently."""
@@ -93,8 +94,8 @@ def _own_files() -> list[str]:
     return found
 
 
-def _store_path(cwd: Path) -> Path:
-    return find_project_root([cwd]) / DIRECTORY / FILE
+def _store(cwd: Path) -> Path:
+    return find_project_root([cwd]) / DIRECTORY / STORE
 
 
 def command_key(argv: Sequence[str], cwd: Path) -> str:
@@ -132,17 +133,19 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
-def _load(path: Path) -> dict[str, Any]:
+def _load(store: Path, command: str) -> Optional[dict[str, Any]]:
+    """The stored run of a command line, when its file is whole and signed by this user for it."""
     key = signing_key()
     try:
-        signature, _, payload = path.read_bytes().partition(b"\n")
+        signature, _, payload = (store / f"{command}.json").read_bytes().partition(b"\n")
         if key is None or not verified(key, bytes.fromhex(signature.decode("ascii")), payload):
-            return {}
-        document = json.loads(payload)
+            return None
+        entry = json.loads(payload)
     except (OSError, ValueError):
-        return {}
-    entries = document.get("entries") if isinstance(document, dict) else None
-    return entries if isinstance(entries, dict) else {}
+        return None
+    if not isinstance(entry, dict) or entry.get("command") != command:
+        return None  # a stored run copied under another command line's name
+    return entry
 
 
 Output = list[tuple[int, bytes]]
@@ -151,10 +154,10 @@ Output = list[tuple[int, bytes]]
 def lookup(argv: Sequence[str], cwd: Path) -> Optional[tuple[Output, int]]:
     """The stored output and exit code of this command, when nothing it read changed in a way that
     can change them (an edit that keeps the facts of a file no rule looked at does not)."""
-    entries = _load(_store_path(cwd))
-    key = command_key(argv, cwd)
-    entry = entries.get(key)
-    if not isinstance(entry, dict):
+    store = _store(cwd)
+    command = command_key(argv, cwd)
+    entry = _load(store, command)
+    if entry is None:
         return None
     try:
         changed = {}
@@ -175,7 +178,7 @@ def lookup(argv: Sequence[str], cwd: Path) -> Optional[tuple[Output, int]]:
         if all(now is not None and max(now[3], now[4]) < limit for _, now in changed.values()):
             for number, (path, now) in changed.items():
                 entry["inputs"][number] = [path, now]
-            _save(_store_path(cwd), entries)
+            _save(store, entry)
     return output, code
 
 
@@ -222,36 +225,52 @@ def store(argv: Sequence[str], cwd: Path, started_ns: int, output: Output, code:
         if status is not None and (status[3] >= limit or status[4] >= limit):
             return
         inputs.append([path, status])
-    target = _store_path(cwd)
-    if not target.parent.is_dir():
+    store = _store(cwd)
+    if not store.parent.is_dir():
         return  # the run keeps no cache here (or cannot): nothing to replay from
-    entries = _load(target)
-    entries.pop(command_key(argv, cwd), None)
-    entries[command_key(argv, cwd)] = {
+    entry = {
+        "command": command_key(argv, cwd),
         "inputs": inputs,
         "output": [[number, chunk.decode("latin-1")] for number, chunk in output],
         "code": code,
         "scope": _scope,
     }
-    _save(target, dict(list(entries.items())[-KEEP:]))
+    if _save(store, entry):
+        _prune(store)
 
 
-def _save(target: Path, entries: dict[str, Any]) -> None:
+def _save(store: Path, entry: dict[str, Any]) -> bool:
     import tempfile
 
     key = signing_key()
     if key is None:
-        return
-    payload = json.dumps({"entries": entries}).encode("utf-8")
+        return False
+    payload = json.dumps(entry).encode("utf-8")
     try:
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        store.mkdir(exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=store, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(sign(key, payload).hex().encode("ascii") + b"\n" + payload)
-            os.replace(temporary, target)
+            os.replace(temporary, store / f"{entry['command']}.json")
         except BaseException:
             os.unlink(temporary)
             raise
+    except OSError:
+        return False
+    return True
+
+
+def _prune(store: Path) -> None:
+    """Keep the `KEEP` command lines stored most recently."""
+    try:
+        stored = sorted(
+            (entry.stat().st_mtime_ns, entry.path)
+            for entry in os.scandir(store)
+            if entry.name.endswith(".json")
+        )
+        for _, path in stored[:-KEEP]:
+            os.unlink(path)
     except OSError:
         pass
 

@@ -211,18 +211,23 @@ def test_a_run_with_a_job_summary_is_not_stored(depfix: _Launch, tree: Path) -> 
     assert summary.read_text().count("depfix") >= 2  # both runs appended their summary
 
 
-def _entries(store: Path) -> dict[str, Any]:
-    """The entries of a replay store (after its signature line)."""
-    entries = json.loads(store.read_bytes().partition(b"\n")[2])["entries"]
-    assert isinstance(entries, dict)
-    return entries
+def _stored(root: Path) -> list[Path]:
+    """The files of the replay store: one per command line."""
+    store = root / DIRECTORY / replay.STORE
+    return sorted(store.glob("*.json")) if store.is_dir() else []
 
 
-def _write_signed(store: Path, entries: dict[str, Any]) -> None:
+def _entry(path: Path) -> dict[str, Any]:
+    entry = json.loads(path.read_bytes().partition(b"\n")[2])
+    assert isinstance(entry, dict)
+    return entry
+
+
+def _signed(entry: dict[str, Any]) -> bytes:
     key = signing_key()
     assert key is not None
-    payload = json.dumps({"entries": entries}).encode()
-    store.write_bytes(sign(key, payload).hex().encode() + b"\n" + payload)
+    payload = json.dumps(entry).encode()
+    return sign(key, payload).hex().encode() + b"\n" + payload
 
 
 def test_an_input_changed_just_before_the_run_is_not_stored(
@@ -231,35 +236,41 @@ def test_an_input_changed_just_before_the_run_is_not_stored(
     monkeypatch.setattr(replay, "RACY_NS", 2_000_000_000)
     depfix(tree, "check", ".")
     depfix(tree, "check", ".")
-    store = tree / DIRECTORY / replay.FILE
-    assert not store.exists() or _entries(store) == {}
+    assert _stored(tree) == []
     assert depfix.cli_calls == 2
 
 
 def test_a_damaged_or_foreign_store_is_ignored(depfix: _Launch, tree: Path) -> None:
     first = _stored_and_replayed(depfix, tree, "check", ".")
-    store = tree / DIRECTORY / replay.FILE
-    entries = _entries(store)
-    forged = {
-        key: {**entry, "output": [[1, "all clean\n"]], "code": 0} for key, entry in entries.items()
-    }
+    [stored] = _stored(tree)
+    entry = _entry(stored)
+    forged = {**entry, "output": [[1, "all clean\n"]], "code": 0}
     damages = [
         b"{not json",
         b"",
-        store.read_bytes()[:-10],  # truncated
-        json.dumps({"entries": forged}).encode(),  # unsigned: brought in with a repository
-        b"00" * 32 + b"\n" + json.dumps({"entries": forged}).encode(),  # signed with another key
+        stored.read_bytes()[:-10],  # truncated
+        json.dumps(forged).encode(),  # unsigned: brought in with a repository
+        b"00" * 32 + b"\n" + json.dumps(forged).encode(),  # signed with another key
+        _signed({**entry, "output": [[3, "x"]]}),  # no such stream
+        _signed({**forged, "command": "another command line"}),  # copied from another name
     ]
     for damage in damages:
-        store.write_bytes(damage)
+        stored.write_bytes(damage)
         calls = depfix.cli_calls
         assert depfix(tree, "check", ".") == first
         assert depfix.cli_calls == calls + 1
-    _write_signed(store, {key: {**entry, "output": [[3, "x"]]} for key, entry in entries.items()})
-    calls = depfix.cli_calls
-    assert depfix(tree, "check", ".") == first and depfix.cli_calls == calls + 1
-    _write_signed(store, forged)  # signed with this user's key: trusted (that is the point of it)
+    stored.write_bytes(_signed(forged))  # signed with this user's key: trusted (the point of it)
     assert depfix(tree, "check", ".") == (0, b"all clean\n\n--- stderr\n")
+
+
+def test_only_the_latest_command_lines_are_kept(depfix: _Launch, tree: Path) -> None:
+    depfix(tree, "check", ".")  # creates the cache directory: not stored
+    for number in range(replay.KEEP + 3):
+        depfix(tree, "check", "--select", "DF00", f"--jobs={number + 1}", ".")
+    assert len(_stored(tree)) == replay.KEEP
+    calls = depfix.cli_calls
+    depfix(tree, "check", "--select", "DF00", f"--jobs={replay.KEEP + 3}", ".")
+    assert depfix.cli_calls == calls, "the latest command line was not kept"
 
 
 def test_no_replay_for_a_terminal_or_without_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
