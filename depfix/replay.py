@@ -82,8 +82,13 @@ def _status(path: str) -> Optional[list[int]]:
     return [stat.st_mode, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
 
 
-def _own_files() -> list[str]:
-    """depfix's own modules (an editable install changes under a run's feet)."""
+THIRD_PARTY = ("libcst", "pathspec", "typer", "rich")
+"""Libraries whose version can change the output: their top module's file is an input (an upgrade
+rewrites it)."""
+
+
+def _code_files() -> list[str]:
+    """depfix's own modules (an editable install changes under a run's feet) and its libraries'."""
     found = []
     for package in (Path(__file__).parent, Path(__file__).parent.parent / "codemods"):
         found.append(str(package))
@@ -91,6 +96,10 @@ def _own_files() -> list[str]:
             found.extend(entry.path for entry in os.scandir(package) if entry.name.endswith(".py"))
         except OSError:
             continue
+    for name in THIRD_PARTY:
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "__file__", None):
+            found.append(str(module.__file__))
     return found
 
 
@@ -220,7 +229,7 @@ def store(argv: Sequence[str], cwd: Path, started_ns: int, output: Output, code:
         return
     limit = started_ns - RACY_NS
     inputs = []
-    for path in sorted({*_offered, *_own_files()}):
+    for path in sorted({*_offered, *_code_files()}):
         status = _status(path)
         if status is not None and (status[3] >= limit or status[4] >= limit):
             return

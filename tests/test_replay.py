@@ -411,3 +411,13 @@ def test_an_edit_that_lets_a_rule_run_on_a_file_runs_again(depfix: _Launch, tree
         "# asyncio.run(...) in a comment: the asyncio.run rule now reads this file\n",
     )(tree)
     assert _runs_again(depfix, tree) == stored
+
+
+def test_depfix_and_its_libraries_are_inputs(depfix: _Launch, tree: Path) -> None:
+    _stored_and_replayed(depfix, tree, "check", ".")
+    [stored] = _stored(tree)
+    inputs = {path for path, _ in _entry(stored)["inputs"]}
+    assert replay.__file__ in inputs
+    import libcst
+
+    assert libcst.__file__ in inputs  # an upgrade rewrites it: the next run is not replayed
