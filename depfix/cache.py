@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from depfix import __version__
+from depfix.roots import CACHE_DIRECTORY
 from depfix.signing import sign, signing_key, verified
 
-DIRECTORY = ".depfix_cache"
+DIRECTORY = CACHE_DIRECTORY
 FILE = "cache-v2.pickle"
 RUN_FILE = "run-v2.pickle"
 """The whole last result, apart: a run where nothing changed reads only this small file."""

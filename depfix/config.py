@@ -106,14 +106,16 @@ REQUIREMENTS_FILES = ("requirements.txt", "requirements/base.txt", "requirements
 def consulted_files(project_root: Path, config_file: Optional[Path] = None) -> list[Path]:
     """Every file whose presence or content `load_settings` depends on (present or not)."""
     directory = project_root if project_root.is_dir() else project_root.parent
-    consulted = [] if config_file is None else [config_file]
-    for candidate in [directory, *directory.parents]:
-        consulted.append(candidate / "pyproject.toml")
-        if (candidate / "pyproject.toml").is_file():
-            directory = candidate
-            break
-    consulted.extend(directory / name for name in REQUIREMENTS_FILES)
-    return consulted
+    found = find_pyproject(project_root)
+    searched = [directory, *directory.parents]
+    if found is not None:
+        searched = searched[: searched.index(found.parent) + 1]
+    metadata_root = found.parent if found is not None else project_root
+    return [
+        *([] if config_file is None else [config_file]),
+        *(candidate / "pyproject.toml" for candidate in searched),
+        *(metadata_root / name for name in REQUIREMENTS_FILES),
+    ]
 
 
 def find_pyproject(start: Path) -> Optional[Path]:

@@ -29,12 +29,13 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 from depfix.cache import Cache, digest
 from depfix.config import Settings
 from depfix.discovery import Discovery, discover
-from depfix.facts import FileFacts, extract_facts, fingerprint
+from depfix.facts import FileFacts, extract_facts, fingerprint, parse_source
 from depfix.imports import add_from_import, module_code, remove_imports_made_unused
 from depfix.index import External, LazySource, ProjectIndex
 from depfix.io import SourceError, SourceFile, decode_source, read_source
 from depfix.modules import module_names
 from depfix.prefilter import IDENTIFIER, matters
+from depfix.replay import RACY_NS
 from depfix.rules import SAFE, Changeset, FileContext, FileRule, Finding, Rule, RuleInfo, Span
 from depfix.suppress import NEEDLE as SUPPRESS_NEEDLE
 from depfix.suppress import parse_suppressions
@@ -181,8 +182,7 @@ def _extract(
     try:
         if data is None:
             data = read_source(Path(job.absolute)).data
-        text = decode_source(Path(job.path), data)
-        tree = ast.parse(text, filename=job.path)
+        text, tree = parse_source(job.path, data)
     except SourceError as error:
         return None, FileError(job.path, error.line, error.column, error.message)
     except SyntaxError as error:
@@ -371,6 +371,11 @@ def _enclosing_def_lines(facts: FileFacts, line: int) -> tuple[int, ...]:
     )
 
 
+def _has_needle(rule: type[FileRule], data: bytes) -> bool:
+    """Whether a file's bytes let a rule run (a rule without needles runs on any file)."""
+    return not rule.NEEDLES or any(needle in data for needle in rule.NEEDLES)
+
+
 def _file_rules_for(
     facts: FileFacts, data: bytes, index: ProjectIndex, options: RunOptions
 ) -> list[type[FileRule]]:
@@ -378,9 +383,7 @@ def _file_rules_for(
     return [
         rule
         for rule in options.rules
-        if issubclass(rule, FileRule)
-        and (not rule.NEEDLES or any(needle in data for needle in rule.NEEDLES))
-        and rule.wants(facts, index)
+        if issubclass(rule, FileRule) and _has_needle(rule, data) and rule.wants(facts, index)
     ]
 
 
@@ -857,11 +860,7 @@ def _run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path]) -> Run
     seed = [path for path, content in data.items() if whole or matters(content, needles)]
     for rule in options.rules:  # rules that may act on any file: the targets they can act on
         if issubclass(rule, FileRule) and not rule.FASTAPI_ONLY:
-            seed += [
-                p
-                for p in target_paths
-                if p in data and (not rule.NEEDLES or any(n in data[p] for n in rule.NEEDLES))
-            ]
+            seed += [p for p in target_paths if p in data and _has_needle(rule, data[p])]
     loader.load_many(seed, "indexing")
     index = _lazy_index(loader, jobs, target_set)
     # The bytes and facts of the project live until the run ends: spare the collector walking them
@@ -985,10 +984,7 @@ def _needs_rules(path: str, project: _Project, data: dict[str, bytes], options: 
             if issubclass(rule, FileRule) and rule.wants(facts, project.index)
         ]
         project.wanting.setdefault(path, set()).update(wanting)
-        busy = content is None or any(
-            not rule.NEEDLES or any(needle in content for needle in rule.NEEDLES)
-            for rule in wanting
-        )
+        busy = content is None or any(_has_needle(rule, content) for rule in wanting)
     else:
         busy = content is None or bool(_file_rules_for(facts, content, project.index, options))
     if busy:
@@ -1026,10 +1022,6 @@ def _source_file(job: _Job, data: dict[str, bytes]) -> Optional[SourceFile]:
     except SourceError:
         return None
     return source if source.data == data.get(job.path) else None
-
-
-RACY_NS = 2_000_000_000
-"""A file modified this recently may change again within the clock's resolution unnoticed."""
 
 
 def _settings_key(options: RunOptions) -> str:

@@ -11,8 +11,10 @@ import ast
 import builtins
 import hashlib
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Optional, Union
 
+from depfix.io import decode_source
 from depfix.values import LAMBDA, LITERAL, UNKNOWN, Attr, Call, Lambda, Literal, Name, Value
 
 BUILTIN_NAMES = frozenset(dir(builtins))
@@ -167,6 +169,12 @@ class FileFacts:
     overrides: list[OverrideFact] = field(default_factory=list)
     calls: dict[str, list[CallSite]] = field(default_factory=dict)
     all_names: Optional[tuple[str, ...]] = None
+
+
+def parse_source(path: str, data: bytes) -> tuple[str, ast.Module]:
+    """A file's text and `ast` tree (`SourceError`, `SyntaxError` and `ValueError` propagate)."""
+    text = decode_source(Path(path), data)
+    return text, ast.parse(text, filename=path)
 
 
 def fingerprint(facts: FileFacts) -> str:

@@ -28,15 +28,15 @@ from pathlib import Path
 from typing import Any, BinaryIO, Optional, TextIO, cast
 
 from depfix import __version__
-from depfix.roots import find_project_root
+from depfix.roots import CACHE_DIRECTORY, find_project_root
 from depfix.signing import sign, signing_key, verified
 
 STORE = "replay-v1"
 """The directory of stored runs, one file per command line (a lookup reads only its own)."""
-DIRECTORY = ".depfix_cache"  # the cache's own directory (depfix.cache.DIRECTORY)
 KEEP = 16
 """Entries kept per project: the commands run most recently."""
 RACY_NS = 2_000_000_000
+"""A file modified this recently may change again within the clock's resolution unnoticed."""
 ENVIRONMENT = (
     "NO_COLOR",
     "FORCE_COLOR",
@@ -87,6 +87,11 @@ THIRD_PARTY = ("libcst", "pathspec", "typer", "rich")
 rewrites it)."""
 
 
+def _settled(status: Optional[list[int]], limit: int) -> bool:
+    """Whether a file's mtime and ctime are both older than `limit` (a status of None is not)."""
+    return status is not None and status[3] < limit and status[4] < limit
+
+
 def _code_files() -> list[str]:
     """depfix's own modules (an editable install changes under a run's feet) and its libraries'."""
     found = []
@@ -104,7 +109,7 @@ def _code_files() -> list[str]:
 
 
 def _store(cwd: Path) -> Path:
-    return find_project_root([cwd]) / DIRECTORY / STORE
+    return find_project_root([cwd]) / CACHE_DIRECTORY / STORE
 
 
 def command_key(argv: Sequence[str], cwd: Path) -> str:
@@ -184,7 +189,7 @@ def lookup(argv: Sequence[str], cwd: Path) -> Optional[tuple[Output, int]]:
         return None
     if changed:  # the next run needs no parse: keep the new status of the edited files
         limit = time.time_ns() - RACY_NS
-        if all(now is not None and max(now[3], now[4]) < limit for _, now in changed.values()):
+        if all(_settled(now, limit) for _, now in changed.values()):
             for number, (path, now) in changed.items():
                 entry["inputs"][number] = [path, now]
             _save(store, entry)
@@ -201,16 +206,13 @@ def _same_facts(entry: dict[str, Any], path: str, now: Optional[list[int]]) -> b
         return False
     display, module, is_package, facts_print, rule_needles = known
     # imported here: a run with nothing changed needs none of them
-    import ast
-
-    from depfix.facts import extract_facts, fingerprint
-    from depfix.io import SourceError, decode_source, read_source
+    from depfix.facts import extract_facts, fingerprint, parse_source
+    from depfix.io import SourceError, read_source
     from depfix.prefilter import matters, mentions
 
     try:
         data = read_source(Path(path)).data
-        text = decode_source(Path(display), data)
-        tree = ast.parse(text, filename=display)
+        text, tree = parse_source(display, data)
     except (SourceError, SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     if any(needle.encode("latin-1") in data for needle in rule_needles):
@@ -231,7 +233,7 @@ def store(argv: Sequence[str], cwd: Path, started_ns: int, output: Output, code:
     inputs = []
     for path in sorted({*_offered, *_code_files()}):
         status = _status(path)
-        if status is not None and (status[3] >= limit or status[4] >= limit):
+        if status is not None and not _settled(status, limit):
             return
         inputs.append([path, status])
     store = _store(cwd)

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT_MARKERS = ("pyproject.toml", ".git", "setup.py", "setup.cfg")
+CACHE_DIRECTORY = ".depfix_cache"
+"""What depfix keeps under a project root (the cache and the replay store); git ignores it."""
 
 
 def find_project_root(paths: Sequence[Path]) -> Path:
