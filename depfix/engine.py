@@ -17,11 +17,11 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar, cast
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
@@ -39,6 +39,7 @@ from depfix.replay import RACY_NS
 from depfix.rules import SAFE, Changeset, FileContext, FileRule, Finding, Rule, RuleInfo, Span
 from depfix.suppress import NEEDLE as SUPPRESS_NEEDLE
 from depfix.suppress import parse_suppressions
+from depfix.traversal import visit_batched
 
 MAX_PASSES = 4
 MAX_ROUNDS = 3
@@ -336,21 +337,45 @@ def _positions_of(module: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
     return MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
 
 
+class _LazyPositions(Mapping[cst.CSTNode, CodeRange]):
+    """Positions computed on the first question: a pass that reports nothing never needs them."""
+
+    def __init__(self, wrapper: MetadataWrapper) -> None:
+        self._wrapper = wrapper
+        self._positions: Optional[Mapping[cst.CSTNode, CodeRange]] = None
+
+    def _resolved(self) -> Mapping[cst.CSTNode, CodeRange]:
+        if self._positions is None:
+            self._positions = cast(
+                Mapping[cst.CSTNode, CodeRange], PositionProvider()._gen(self._wrapper)
+            )
+        return self._positions
+
+    def __getitem__(self, node: cst.CSTNode) -> CodeRange:
+        return self._resolved()[node]
+
+    def __iter__(self) -> Iterator[cst.CSTNode]:
+        return iter(self._resolved())
+
+    def __len__(self) -> int:
+        return len(self._resolved())
+
+
 def _wrap(module: cst.Module) -> MetadataWrapper:
-    """A metadata wrapper with positions already computed.
+    """A metadata wrapper whose positions are computed directly, and only when asked for.
 
     libcst resolves a provider that is not batchable (positions come from a code generation pass),
     then walks the whole tree once more for the batchable ones, even when there are none: a third
-    of the rules' time. Positions are the only metadata the rules use, so they are computed directly.
+    of the rules' time. Positions are the only metadata the rules use, so they are computed directly,
+    on the first finding (most passes over most files find nothing).
     """
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     metadata = getattr(wrapper, "_metadata", None)
-    if isinstance(metadata, dict):
-        try:
-            metadata[PositionProvider] = PositionProvider()._gen(wrapper)
-        except AttributeError:  # a libcst without this private path: resolve the public way
-            metadata.pop(PositionProvider, None)
-    positions = wrapper.resolve(PositionProvider)
+    positions: Mapping[cst.CSTNode, CodeRange]
+    if isinstance(metadata, dict) and hasattr(PositionProvider, "_gen"):
+        positions = metadata[PositionProvider] = _LazyPositions(wrapper)
+    else:  # a libcst without this private path: resolve the public way
+        positions = wrapper.resolve(PositionProvider)
     _POSITION_MAPS.clear()
     _POSITION_MAPS[id(module)] = (module, positions)
     return wrapper
@@ -360,8 +385,7 @@ def _run_rules(
     module: cst.Module, rules: Sequence[type[FileRule]], context: FileContext
 ) -> list[Finding]:
     wrapper = _wrap(module)
-    visitors = [rule(context) for rule in rules]
-    wrapper.visit_batched(visitors)
+    visit_batched(wrapper, [rule(context) for rule in rules])
     return list(context.findings)
 
 

@@ -12,7 +12,7 @@ import builtins
 import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Callable, Optional, Union, cast
 
 from depfix.io import decode_source
 from depfix.values import LAMBDA, LITERAL, UNKNOWN, Attr, Call, Lambda, Literal, Name, Value
@@ -220,6 +220,24 @@ class _Extractor(ast.NodeVisitor):
         self.conditional_depth = 0
         self.marker_args: set[int] = set()
         self.string_annotation = False
+
+    # ---- traversal: `ast.NodeVisitor`'s, without its per-node lookups ----------------------
+    def visit(self, node: ast.AST) -> Any:
+        method = _DISPATCH.get(type(node))
+        if method is None:
+            method = _DISPATCH[type(node)] = _dispatch(type(node))
+        return method(self, node)
+
+    def generic_visit(self, node: ast.AST) -> None:
+        fields = _CHILD_FIELDS.get(type(node))
+        for name in fields if fields is not None else _child_fields(type(node)):
+            value = getattr(node, name, None)
+            if isinstance(value, list):
+                for item in value:
+                    if isinstance(item, ast.AST):
+                        self.visit(item)
+            elif isinstance(value, ast.AST):
+                self.visit(value)
 
     # ---- positions and names --------------------------------------------------------------
     def column(self, line: int, byte_offset: int) -> int:
@@ -827,6 +845,28 @@ def _keyword(node: ast.Call, name: str) -> Optional[ast.expr]:
         if keyword.arg == name:
             return keyword.value
     return None
+
+
+_DISPATCH: dict[type[ast.AST], Callable[[_Extractor, Any], Any]] = {}
+_CHILD_FIELDS: dict[type[ast.AST], tuple[str, ...]] = {}
+
+
+def _dispatch(node_type: type[ast.AST]) -> Callable[[_Extractor, Any], Any]:
+    """The `visit_<Type>` method of the extractor for a node type, else its generic visit.
+
+    `ast.NodeVisitor.visit_Constant` only looks for the legacy `visit_Num`-style methods, which the
+    extractor does not define: a constant holds no node to visit.
+    """
+    method = getattr(_Extractor, f"visit_{node_type.__name__}", None)
+    if method is None or method is ast.NodeVisitor.visit_Constant:
+        return _Extractor.generic_visit
+    return cast(Callable[[_Extractor, Any], Any], method)
+
+
+def _child_fields(node_type: type[ast.AST]) -> tuple[str, ...]:
+    """The fields that can hold nodes: all but `ctx` (a `Load`/`Store`/`Del` marker, never visited)."""
+    fields = _CHILD_FIELDS[node_type] = tuple(f for f in node_type._fields if f != "ctx")
+    return fields
 
 
 def _parse_string_expression(text: str) -> Optional[ast.expr]:
