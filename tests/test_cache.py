@@ -16,7 +16,9 @@ from typing import Callable
 
 import pytest
 
-from depfix.cache import DIRECTORY, FILE, RUN_FILE
+from depfix import cache as cache_module
+from depfix import engine
+from depfix.cache import DIRECTORY, FILE, KEEP_RUNS, RUN_FILE, Cache
 from depfix.config import Settings
 from depfix.engine import RunOptions, RunResult, run
 from depfix.rules import FileRule, Rule, registered_rules
@@ -333,3 +335,72 @@ def test_a_sequence_of_edits_never_gives_a_stale_result(tmp_path: Path) -> None:
             diagnostics = cached[0]
             assert isinstance(diagnostics, list)
             assert any(d.path == "app/limits.py" for d in diagnostics), diagnostics
+
+
+def test_a_run_on_a_few_files_keeps_what_the_whole_tree_run_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pre-commit run on one file must not evict the entries of the last run on the whole tree."""
+    root = tmp_path / "demo"
+    shutil.copytree(FIXTURES / "demo_app", root, ignore=shutil.ignore_patterns("__pycache__"))
+    options = RunOptions(rules=registered_rules(), settings=Settings(), cache=True, jobs=1)
+    whole = _summary(run([root], options, cwd=root))
+    run([root / "app" / "routers" / "health.py"], options, cwd=root)
+
+    work: list[str] = []
+    for name in ("_extract", "_process"):
+        original = getattr(engine, name)
+
+        def counting(*args: object, _original: Callable[..., object] = original) -> object:
+            work.append(str(args[0]))
+            return _original(*args)
+
+        monkeypatch.setattr(engine, name, counting)
+    assert _summary(run([root], options, cwd=root)) == whole
+    # only the module the run creates (nothing on disk to key it by) is checked again
+    assert [path for path in work if (root / path).exists()] == [], "parsed or checked again"
+
+
+def _cache_run(root: Path, **entries: object) -> Cache:
+    """One run of the cache: read `entries`' keys (a value of None) or store them, then save."""
+    cache = Cache(root)
+    for key, value in entries.items():
+        if value is None:
+            cache.get("facts", key)
+        else:
+            cache.put("facts", key, value)
+    cache.save()
+    return Cache(root)
+
+
+def test_an_entry_no_run_used_for_keep_runs_runs_is_dropped(tmp_path: Path) -> None:
+    after = _cache_run(tmp_path, old=("kept", 1), recent=("kept", 2))
+    for number in range(KEEP_RUNS - 1):
+        after = _cache_run(tmp_path, recent=None, **{f"other{number}": number})
+    assert after.get("facts", "old") == ("kept", 1)  # last used KEEP_RUNS - 1 runs ago
+    for number in range(KEEP_RUNS):
+        after = _cache_run(tmp_path, recent=None, **{f"more{number}": number})
+    assert after.get("facts", "old") is None
+    assert after.get("facts", "recent") == ("kept", 2)
+
+
+def test_past_the_size_limit_the_entries_used_longest_ago_go_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "MAX_BYTES", 2000)
+    _cache_run(tmp_path, first="x" * 900)
+    after = _cache_run(tmp_path, second="y" * 900, third="z" * 900)
+    assert after.get("facts", "first") is None
+    assert after.get("facts", "second") == "y" * 900 or after.get("facts", "third") == "z" * 900
+
+
+def test_a_damaged_entry_is_a_miss_and_the_others_still_hit(tmp_path: Path) -> None:
+    cache = _cache_run(tmp_path, good=("facts", 1), bad=("facts", 2))
+    cache._load()
+    generation, _ = cache.old["facts"]["bad"]
+    cache.old["facts"]["bad"] = (generation, b"\x80\x05not a pickle")
+    cache.dirty = True
+    cache.save()  # signed: only the entry is damaged
+    after = Cache(tmp_path)
+    assert after.get("facts", "bad") is None
+    assert after.get("facts", "good") == ("facts", 1)
