@@ -88,19 +88,49 @@ def import_graph(index: ProjectIndex, kinds: frozenset[str]) -> ImportGraph:
     runs: dict[str, set[str]] = {}
     fetches: set[tuple[str, str]] = set()
     for facts in index.files.values():
-        edges = runs.setdefault(facts.module, set())
-        for fact in facts.imports:
-            if fact.kind not in kinds:
-                continue
-            edges.update(_runs(index, facts, fact))
-            target = index.modules.get(fact.target)
-            if target is not None and target.module != facts.module and _fetches_names(index, fact):
-                fetches.add((facts.module, target.module))
-        for edge in _attribute_edges(index, facts):
-            fetches.add((facts.module, edge.imported))
+        file_runs, file_fetches = _file_edges(index, facts, kinds)
+        runs.setdefault(facts.module, set()).update(file_runs)
+        fetches.update(file_fetches)
     graph = ImportGraph(runs, fetches)
     index.memo[key] = graph
     return graph
+
+
+_EDGES: dict[
+    tuple[int, frozenset[str]], tuple[FileFacts, object, set[str], set[tuple[str, str]]]
+] = {}
+"""One file's edges, while its facts and the project's module names stay the same objects."""
+
+
+def _file_edges(
+    index: ProjectIndex, facts: FileFacts, kinds: frozenset[str]
+) -> tuple[set[str], set[tuple[str, str]]]:
+    """The modules one file runs and the ones it fetches names from.
+
+    They depend on the file's facts and on which names are project modules, nothing else: a lazy
+    index's module names are one object until a run creates a file, so planning rounds that change a
+    few files recompute only those files' edges.
+    """
+    names = index.lazy.module_paths if index.lazy is not None else None
+    known = _EDGES.get((id(facts), kinds))
+    if known is not None and known[0] is facts and names is not None and known[1] is names:
+        return known[2], known[3]
+    runs: set[str] = set()
+    fetches: set[tuple[str, str]] = set()
+    for fact in facts.imports:
+        if fact.kind not in kinds:
+            continue
+        runs.update(_runs(index, facts, fact))
+        target = index.modules.get(fact.target)
+        if target is not None and target.module != facts.module and _fetches_names(index, fact):
+            fetches.add((facts.module, target.module))
+    for edge in _attribute_edges(index, facts):
+        fetches.add((facts.module, edge.imported))
+    if names is not None:
+        if len(_EDGES) > 100_000:  # another project's run in this process: start over
+            _EDGES.clear()
+        _EDGES[(id(facts), kinds)] = (facts, names, runs, fetches)
+    return runs, fetches
 
 
 def name_import_cycles(index: ProjectIndex, kinds: frozenset[str]) -> list[list[str]]:

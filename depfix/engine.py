@@ -31,7 +31,7 @@ from depfix.config import Settings
 from depfix.discovery import Discovery, discover
 from depfix.facts import FileFacts, extract_facts, fingerprint, parse_source
 from depfix.imports import add_from_import, module_code, remove_imports_made_unused
-from depfix.index import External, LazySource, ProjectIndex
+from depfix.index import External, LazySource, ProjectIndex, strongly_connected
 from depfix.io import SourceError, SourceFile, decode_source, read_source
 from depfix.modules import module_names
 from depfix.prefilter import IDENTIFIER, matters
@@ -846,13 +846,21 @@ def _lazy_index(loader: _Loader, jobs: Sequence[_Job], targets: set[str]) -> Pro
 
 def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) -> RunResult:
     """Check (and compute fixes for) every file under `paths`, using the whole project for the index."""
+    enabled = gc.isenabled()
+    # Until the index is built, almost everything allocated is facts that live until the run ends:
+    # collections would walk them over and over (a third of a warm run's indexing), to free nothing.
+    gc.disable()
     try:
-        return _run(paths, options, cwd)
+        return _run(paths, options, cwd, enabled)
     finally:
         gc.unfreeze()
+        if enabled:
+            gc.enable()
 
 
-def _run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path]) -> RunResult:
+def _run(
+    paths: Sequence[Path], options: RunOptions, cwd: Optional[Path], enabled: bool
+) -> RunResult:
     global _STATE
     cwd = cwd or Path.cwd()
     found = discover(paths, options.settings.exclude, options.root)
@@ -891,6 +899,8 @@ def _run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path]) -> Run
     # at every full collection (a run grew faster than its files) and touching the pages forked
     # workers share with this process.
     gc.freeze()
+    if enabled:
+        gc.enable()
     unchecked = [
         p for p in target_paths if p in data and p not in loader.facts and p not in loader.errors
     ]
@@ -1031,7 +1041,7 @@ def _replay_scope(
             continue
         facts = loader.facts.get(path)
         rule_needles = sorted({n.decode("latin-1") for rule in wanting for n in rule.NEEDLES})
-        facts_print = fingerprint(facts) if facts is not None else None
+        facts_print = loader.fingerprint(facts) if facts is not None else None
         files[job.absolute] = (path, job.module, job.is_package, facts_print, rule_needles)
     return ReplayScope(
         files,
@@ -1140,25 +1150,14 @@ def _outcome_keys(
         sorted(index.top_level_packages()),
         [loader.interface(facts) for facts in sorted(index.files.values(), key=lambda f: f.path)],
     )
-    graph = index.import_graph(frozenset({"eager", "local", "type_checking"}))
+    closures = _closure_digests(index, loader)
     hashes = dict(loader.hashes)
     hashes.update((path, digest(data)) for path, data in overlay.items())
     keys = {}
     for path in paths:
         facts = index.file(path)
-        if facts is None or path not in hashes:
+        if facts is None or path not in hashes or facts.module not in closures:
             continue
-        closure = set()
-        stack = [facts.module]
-        while stack:
-            module = stack.pop()
-            if module not in closure:
-                closure.add(module)
-                stack.extend(graph.get(module, ()))
-        imported_facts = sorted(
-            (index.modules[m] for m in closure if m in index.modules and m != facts.module),
-            key=lambda f: f.path,
-        )
         calls = [
             index.direct_calls((f.module, f.qualname))
             for f in facts.functions.values()
@@ -1168,11 +1167,38 @@ def _outcome_keys(
         keys[path] = digest(  # reprs: all of these are in a stable order already
             shared,
             hashes[path],
-            repr([(f.path, loader.fingerprint(f)) for f in imported_facts]),
+            closures[facts.module],
             repr(calls),
             repr(sorted(imported) if imported is not None else None),
         )
     return keys
+
+
+def _closure_digests(index: ProjectIndex, loader: _Loader) -> dict[str, str]:
+    """Per indexed module: a digest of the facts of every module it imports, transitively.
+
+    A Merkle digest over the graph of import cycles: a cycle's digest covers its members' facts
+    (positions included) and the digests of the cycles it imports, so it changes when any module
+    its members reach changes, and each is computed once per round instead of once per file.
+    """
+    graph = index.import_graph(frozenset({"eager", "local", "type_checking"}))
+    components = strongly_connected(graph)  # each after every component it reaches
+    component_of = {
+        module: number for number, members in enumerate(components) for module in members
+    }
+    digests: list[str] = []
+    for number, members in enumerate(components):
+        reached = {child for module in members for child in graph.get(module, ())}
+        outside = sorted(c for c in reached if c not in component_of)  # not indexed: no own node
+        facts = [index.modules[m] for m in (*sorted(members), *outside) if m in index.modules]
+        imported = {component_of[c] for c in reached if c in component_of} - {number}
+        digests.append(
+            digest(
+                repr([(f.path, loader.fingerprint(f)) for f in facts]),
+                sorted(digests[component] for component in imported),
+            )
+        )
+    return {module: digests[number] for module, number in component_of.items()}
 
 
 def _report_later_fixes(

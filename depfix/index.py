@@ -689,10 +689,10 @@ class _LazyModules(dict):  # type: ignore[type-arg]
         return facts
 
     def get(self, name: str, default: Optional[FileFacts] = None) -> Optional[FileFacts]:  # type: ignore[override]
-        try:
-            return self[name]  # type: ignore[no-any-return]
-        except KeyError:
-            return default
+        found: Optional[FileFacts] = dict.get(self, name)
+        if found is None:  # most names asked are not project modules: no KeyError raised for them
+            found = self._index._load_module(name)
+        return default if found is None else found
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from depfix.engine import _jobs_for, build_index
-from depfix.facts import CallSite, extract_facts, resolve_relative
+from depfix.engine import _closure_digests, _jobs_for, build_index
+from depfix.facts import CallSite, FileFacts, extract_facts, fingerprint, resolve_relative
 from depfix.index import Class, External, Function, Instance, ProjectIndex
 from depfix.modules import module_names
 
@@ -360,3 +360,47 @@ def test_called_and_inherited_class_dependencies(tmp_path: Path) -> None:
     assert index.fastapi_role(("m", "Checker.__call__")) == "dependency"
     assert index.fastapi_role(("m", "Checker.__init__")) is None
     assert index.fastapi_role(("m", "Base.__init__")) == "dependency"
+
+
+class _Fingerprints:
+    """The one thing `_closure_digests` asks of the engine's loader."""
+
+    @staticmethod
+    def fingerprint(facts: FileFacts) -> str:
+        return fingerprint(facts)
+
+
+CHAIN = {
+    "app/__init__.py": "",
+    "app/routes.py": "from app import services\n",
+    "app/services.py": "from app import deps\n",
+    "app/deps.py": "from app import services\n\ndef get_db():\n    yield 1\n",  # a cycle
+    "app/other.py": "import json\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("edited", "changed"),
+    [
+        # an edit two imports away, inside a cycle, reaches the importer of the cycle
+        ("app/deps.py", {"app.routes", "app.services", "app.deps"}),
+        ("app/services.py", {"app.routes", "app.services", "app.deps"}),
+        ("app/routes.py", {"app.routes"}),
+        ("app/other.py", {"app.other"}),
+    ],
+)
+def test_a_closure_digest_changes_with_every_module_it_reaches(
+    tmp_path: Path, edited: str, changed: set[str]
+) -> None:
+    before = _closure_digests(make_index(CHAIN, tmp_path / "a"), _Fingerprints())  # type: ignore[arg-type]
+    files = dict(CHAIN, **{edited: "\n" + CHAIN[edited]})  # every position in it moves
+    after = _closure_digests(make_index(files, tmp_path / "b"), _Fingerprints())  # type: ignore[arg-type]
+    assert (
+        set(before)
+        == set(after)
+        == {
+            m.removesuffix(".__init__")
+            for m in (p.removesuffix(".py").replace("/", ".") for p in CHAIN)
+        }
+    )
+    assert {module for module in before if before[module] != after[module]} == changed
