@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -133,3 +134,14 @@ def run_parallel(*calls: tuple[Path, Sequence[str]]) -> list[Run]:
     """Run independent `depfix` invocations at the same time (each is mostly interpreter start-up)."""
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
         return list(pool.map(lambda call: run_depfix(call[0], *call[1]), calls))
+
+
+def compiles(source: bytes | str) -> bool:
+    """Whether Python compiles `source` (its warnings silenced: generated programs have odd ones)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            compile(source, "<generated>", "exec")
+        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+            return False
+    return True

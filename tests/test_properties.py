@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from depfix.cli import main
+from tests.conftest import compiles
 
 PYPROJECT = '[project]\nname = "prop"\nrequires-python = ">=3.9"\n'
 
@@ -66,16 +67,6 @@ def run_in_process(root: Path, *args: str) -> tuple[int, str, str]:
         warnings.simplefilter("ignore", SyntaxWarning)
         code = main(list(args))
     return code, out.value(), err.value()
-
-
-def compiles(source: bytes | str) -> bool:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            compile(source, "<generated>", "exec")
-        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
-            return False
-    return True
 
 
 def tree(root: Path) -> dict[str, bytes]:

@@ -23,6 +23,7 @@ from libcst.metadata import MetadataWrapper
 from depfix import facts as facts_module
 from depfix import traversal
 from depfix.facts import FileFacts, extract_facts
+from tests.conftest import compiles
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted(
@@ -124,22 +125,12 @@ def test_a_visitor_with_attribute_hooks_takes_libcsts_traversal() -> None:
     assert events[1] == events[0]
 
 
-def _compiles(source: str) -> bool:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            compile(source, "<generated>", "exec")
-        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
-            return False
-    return True
-
-
 @settings(
     max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-@given(source=hypothesmith.from_grammar().filter(_compiles))
+@given(source=hypothesmith.from_grammar().filter(compiles))
 def test_the_walk_visits_what_libcst_visits_on_generated_programs(source: str) -> None:
     try:
         cst.parse_module(source)
@@ -187,7 +178,7 @@ def test_the_comparison_of_facts_can_fail() -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-@given(source=hypothesmith.from_grammar().filter(_compiles))
+@given(source=hypothesmith.from_grammar().filter(compiles))
 def test_the_extractor_finds_what_the_stdlib_traversal_finds_on_generated_programs(
     source: str,
 ) -> None:
