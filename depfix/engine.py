@@ -583,18 +583,13 @@ def _map(
     return results
 
 
-def _jobs_for(files: Sequence[Path], root: Path, cwd: Path) -> list[_Job]:
-    relative = {}
-    for path in files:
-        try:
-            relative[path] = path.relative_to(root).as_posix()
-        except ValueError:
-            relative[path] = path.name
-    package_dirs = frozenset(
-        rel.rsplit("/", 1)[0] if "/" in rel else ""
-        for rel in relative.values()
-        if rel.endswith("__init__.py")
-    )
+def _jobs_for(
+    files: Sequence[Path], root: Path, cwd: Path, package_dirs: Optional[frozenset[str]] = None
+) -> list[_Job]:
+    """A job per file; `package_dirs` (the directories holding an `__init__.py`) default to `files`'."""
+    relative = {path: _relative(path, root) for path in files}
+    if package_dirs is None:
+        package_dirs = _package_dirs(relative.values())
     jobs = []
     for path in files:
         module, aliases = module_names(relative[path], package_dirs)
@@ -602,6 +597,21 @@ def _jobs_for(files: Sequence[Path], root: Path, cwd: Path) -> list[_Job]:
             _Job(str(path), display_path(path, cwd), module, aliases, path.name == "__init__.py")
         )
     return jobs
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.name
+
+
+def _package_dirs(relative_paths: Iterable[str]) -> frozenset[str]:
+    return frozenset(
+        rel.rsplit("/", 1)[0] if "/" in rel else ""
+        for rel in relative_paths
+        if rel.endswith("__init__.py")
+    )
 
 
 def build_index(
@@ -1271,8 +1281,16 @@ class _Project:
         new = sorted(p for p in paths if p not in self.by_path)
         if new:
             self.created.update(new)
-            self.files.extend(Path(os.path.abspath(self.cwd / path)) for path in new)
-            self.jobs = _jobs_for(sorted(set(self.files)), self.root, self.cwd)
+            added = [Path(os.path.abspath(self.cwd / path)) for path in new]
+            self.files.extend(added)
+            if any(path.name == "__init__.py" for path in added):  # module names may change
+                self.jobs = _jobs_for(sorted(set(self.files)), self.root, self.cwd)
+            else:  # the packages stay: only the new files need a job
+                packages = _package_dirs(
+                    _relative(Path(job.absolute), self.root) for job in self.jobs if job.is_package
+                )
+                jobs = _jobs_for(added, self.root, self.cwd, packages)
+                self.jobs = sorted([*self.jobs, *jobs], key=lambda job: Path(job.absolute))
             self.by_path = {job.path: job for job in self.jobs}
         extract = self.loader.extract if self.loader is not None else _extract
         for path in sorted(paths):
