@@ -5,7 +5,7 @@ is), per-file outcomes keyed by content, settings and a digest of the index fact
 Each entry is pickled on its own and remembers the last run that used it: a run unpickles only what it
 asks for, and an entry survives `KEEP_RUNS` runs that do not use it (a pre-commit run on a few files
 keeps what the last whole-tree run stored). A second file holds the whole last result, keyed by the
-size and modification time of every file. Both are written atomically (temporary file and
+size, modification and change time of every file. Both are written atomically (temporary file and
 `os.replace`), so concurrent runs each see a whole cache, the last writer's. They are signed with a key
 kept outside the project: a cache that was altered, truncated or brought in with a repository is
 ignored like a corrupt one (unpickling it would run its code).

@@ -174,16 +174,18 @@ def discover(
     walker.inputs.extend(place / marker for place in searched for marker in ROOT_MARKERS)
     resolved_trees = [Path(os.path.realpath(path)) for path in absolute]
     targets: set[Path] = set()
+    walked: set[Path] = set()
     for path in absolute:
         if path.is_symlink():
             walker._symlink(path, [Path(os.path.realpath(p)) for p in absolute if p != path])
             continue
         if path.is_dir():
             targets.update(walker.walk(path, resolved_trees))
+            walked.add(path)
         elif not _explicitly_excluded(walker, path):
             targets.add(path)
     project: set[Path] = set(targets)
-    if root.is_dir():
+    if root.is_dir() and root not in walked:  # `depfix check .` at the root: walked already
         project.update(walker.walk(root, [root], report=False))
     walker.problems = sorted(set(walker.problems))
     return Discovery(

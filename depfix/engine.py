@@ -1081,7 +1081,11 @@ def _settings_key(options: RunOptions) -> str:
 def _run_key(
     found: Discovery, paths: Sequence[Path], options: RunOptions, cwd: Path
 ) -> Optional[str]:
-    """The whole run's key: settings, paths, and size and mtime of every file; None when racy."""
+    """The whole run's key: settings, paths, and the status of every file; None when racy.
+
+    The change time is part of it: an edit that keeps the size and puts the modification time back
+    still moves it.
+    """
     stats = []
     limit = time.time_ns() - RACY_NS
     for path in found.project:
@@ -1091,7 +1095,9 @@ def _run_key(
             return None
         if stat.st_mtime_ns > limit:
             return None
-        stats.append((str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_mode))
+        stats.append(
+            (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_mode)
+        )
     return digest(
         _settings_key(options),
         str(cwd),

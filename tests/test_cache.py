@@ -108,6 +108,21 @@ def test_editing_a_provider_updates_diagnostics_in_the_files_that_use_it(app: Pa
     assert _report(app) == (code, first)
 
 
+def test_an_edit_that_keeps_the_size_and_the_mtime_is_not_missed(app: Path) -> None:
+    """The whole-run entry is keyed by every file's status: the change time catches this edit."""
+    deps = app / "app/deps.py"
+    first = _report(app)
+    assert ("app/routes.py", "DF005") in _codes(first[1]), first
+    before = deps.stat()
+    same_size = PROVIDER_GENERATOR.replace("    yield 1\n", "    return \n")
+    assert len(same_size) == len(PROVIDER_GENERATOR)
+    deps.write_text(same_size)  # no longer a generator: `get_db()` is no longer reported as one
+    os.utime(deps, ns=(before.st_atime_ns, before.st_mtime_ns))
+    cached = _report(app)
+    assert cached == _report(app, "--no-cache")
+    assert cached != first
+
+
 def test_a_direct_call_added_in_a_file_without_fastapi_updates_the_fix_grading(
     tmp_path: Path,
 ) -> None:
