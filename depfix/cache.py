@@ -21,7 +21,7 @@ import pickle
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional
 
 from depfix import __version__
 from depfix.roots import CACHE_DIRECTORY
@@ -86,6 +86,8 @@ class Cache:
         self.dirty = False
         self._loaded = False
         self._separate: dict[str, dict[str, Any]] = {}
+        self._read_as: dict[tuple[str, str], Any] = {}
+        """Entries read from `old`, as unpickled (entries are values: a hit is never mutated)."""
 
     def _load(self) -> None:
         if not self._loaded and self.key is not None:
@@ -105,7 +107,8 @@ class Cache:
         signature, payload = blob[:32], blob[32:]
         if not verified(self.key, signature, payload):
             return {}
-        return _unpickled(payload, dict) or {}
+        loaded = _loads(payload)
+        return loaded if isinstance(loaded, dict) else {}
 
     def get(self, table: str, key: str) -> Any:
         """The entry, kept for the next run; None when absent."""
@@ -121,9 +124,10 @@ class Cache:
         if entry is None:
             stored = self.old.get(table, {}).get(key)
             if stored is not None:
-                entry = _unpickled(stored[1], object)
+                entry = _loads(stored[1])
                 if entry is not None:
                     self.new.setdefault(table, {})[key] = entry
+                    self._read_as[(table, key)] = entry
                     self.dirty = True  # its generation moves on
         return entry
 
@@ -157,9 +161,10 @@ class Cache:
                 continue
             old = self.old.get(table, {})
             for key, value in entries.items():
-                stored = old.get(key)
-                blob = stored[1] if stored is not None and _unchanged(stored[1], value) else None
-                candidates.append((current, table, key, blob or _pickled(value)))
+                if self._read_as.get((table, key)) is value:  # a hit, not replaced: its bytes
+                    candidates.append((current, table, key, old[key][1]))
+                else:
+                    candidates.append((current, table, key, _pickled(value)))
         for table, old_entries in self.old.items():
             fresh = self.new.get(table, {})
             candidates.extend(
@@ -195,29 +200,15 @@ def _pickled(value: object) -> bytes:
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _unchanged(blob: bytes, value: object) -> bool:
-    """Whether `value` is the entry `blob` was read as (entries are values: a hit is never mutated)."""
-    return _UNPICKLED.get(id(blob)) is value
-
-
-_UNPICKLED: dict[int, object] = {}
-"""id of a stored entry's bytes -> the value unpickled from them, for this run."""
-
-_T = TypeVar("_T")
-
-
-def _unpickled(payload: bytes, kind: type[_T]) -> Optional[_T]:
+def _loads(payload: bytes) -> Optional[object]:
     """The value pickled in `payload`; None when it cannot be read (another depfix version)."""
     enabled = gc.isenabled()
     gc.disable()  # the collector would walk the new objects over and over while they are built
     try:
-        value = pickle.loads(payload)
+        value: object = pickle.loads(payload)
+        return value
     except Exception:  # a signed but unreadable entry: a miss
         return None
     finally:
         if enabled:
             gc.enable()
-    if not isinstance(value, kind):
-        return None
-    _UNPICKLED[id(payload)] = value
-    return value
