@@ -53,6 +53,15 @@ EVERY_NAME = sorted(
 )
 
 
+def _generated_programs(test: Callable[[str], None]) -> Callable[..., None]:
+    """`test` over hypothesmith's grammar-based programs that compile, as its `source` argument."""
+    return settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )(given(source=hypothesmith.from_grammar().filter(compiles))(test))
+
+
 class _Recorder(cst.BatchableCSTVisitor):
     """Records every visit and leave, of every node type, with the node's identity."""
 
@@ -68,10 +77,12 @@ class _Recorder(cst.BatchableCSTVisitor):
         return lambda node: self.events.append((name, id(node)))
 
 
-def _events(module: cst.Module, walk: Callable[[MetadataWrapper, list[_Recorder]], object]) -> list:
+def _events(
+    module: cst.Module, walk: Callable[[MetadataWrapper, list[_Recorder]], object]
+) -> list[list[tuple[str, int]]]:
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     recorders = [_Recorder(), _Recorder(["visit_Name", "leave_FunctionDef"])]
-    walk(wrapper, recorders)  # type: ignore[arg-type]
+    walk(wrapper, recorders)
     return [recorder.events for recorder in recorders]
 
 
@@ -110,8 +121,9 @@ def test_every_node_class_has_its_visit_order_read() -> None:
 def test_a_node_class_whose_order_cannot_be_read_takes_libcsts_traversal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(traversal._FIELDS, cst.FunctionDef, None)
-    monkeypatch.setitem(traversal._FIELDS, cst.Call, None)
+    unread: list[type[cst.CSTNode]] = [cst.FunctionDef, cst.Call]
+    for cls in unread:
+        monkeypatch.setitem(traversal._FIELDS, cls, None)
     _same_visits((ROOT / "fixtures" / "demo_app" / "app" / "deps.py").read_bytes())
 
 
@@ -122,18 +134,13 @@ def test_a_visitor_with_attribute_hooks_takes_libcsts_traversal() -> None:
     events = []
     for walk in (_libcst_walk, traversal.visit_batched):
         recorder = _Recorder(names)
-        walk(MetadataWrapper(module, unsafe_skip_copy=True), [recorder])  # type: ignore[operator]
+        walk(MetadataWrapper(module, unsafe_skip_copy=True), [recorder])
         events.append(recorder.events)
     assert [name for name, _ in events[0]].count("visit_FunctionDef_params") == 1
     assert events[1] == events[0]
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-@given(source=hypothesmith.from_grammar().filter(compiles))
+@_generated_programs
 def test_the_walk_visits_what_libcst_visits_on_generated_programs(source: str) -> None:
     try:
         cst.parse_module(source)
@@ -176,12 +183,7 @@ def test_the_comparison_of_facts_can_fail() -> None:
         facts_module._CHILD_FIELDS.pop(ast.Module)
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-@given(source=hypothesmith.from_grammar().filter(compiles))
+@_generated_programs
 def test_the_extractor_finds_what_the_stdlib_traversal_finds_on_generated_programs(
     source: str,
 ) -> None:
