@@ -21,12 +21,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar, cast
+from typing import Any, Callable, Optional, TypeVar
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from depfix.cache import Cache, digest
+from depfix.codegen import code, positions
 from depfix.config import Settings
 from depfix.discovery import Discovery, discover
 from depfix.facts import FileFacts, extract_facts, fingerprint, parse_source
@@ -39,7 +40,7 @@ from depfix.replay import RACY_NS
 from depfix.rules import SAFE, Changeset, FileContext, FileRule, Finding, Rule, RuleInfo, Span
 from depfix.suppress import NEEDLE as SUPPRESS_NEEDLE
 from depfix.suppress import parse_suppressions
-from depfix.traversal import visit_batched
+from depfix.traversal import replace_descendants, visit_batched
 
 MAX_PASSES = 4
 MAX_ROUNDS = 3
@@ -303,9 +304,10 @@ class _ReplaceNodes(cst.CSTTransformer):
 def _replace(
     module: cst.Module, edits: dict[cst.CSTNode, cst.CSTNode], spans: list[Span]
 ) -> cst.Module:
-    """`module` with each edit's target replaced, visiting only the top-level statements holding one.
+    """`module` with each edit's target replaced, rebuilding only the targets' ancestors.
 
-    A transformer rebuilds every node it visits; most statements of a file hold no edit. A statement
+    A transformer rebuilds every node it visits; most nodes of a file are not on the way to an edit.
+    The search for the targets stays inside the top-level statements that hold one: a statement
     owns the lines after the previous statement's last line up to its own (its decorators and leading
     comments included), so an edit whose span starts there lies inside it.
     """
@@ -314,14 +316,14 @@ def _replace(
         return cst.ensure_type(module.visit(_ReplaceNodes(edits)), cst.Module)
     ends = [positions[statement].end.line for statement in module.body]
     holding = {bisect.bisect_left(ends, span.line) for span in spans}
-    transformer = _ReplaceNodes(edits)
+    replaced: set[cst.CSTNode] = set()
     body: list[cst.BaseStatement] = []
     for number, statement in enumerate(module.body):
-        new = statement.visit(transformer) if number in holding else statement
-        if not isinstance(new, cst.BaseStatement):  # removed or flattened: not a replacement here
+        new = replace_descendants(statement, edits, replaced) if number in holding else statement
+        if not isinstance(new, cst.BaseStatement):  # unreadable, or not a statement any more
             return cst.ensure_type(module.visit(_ReplaceNodes(edits)), cst.Module)
         body.append(new)
-    if len(transformer.replaced) < len(edits):  # a target outside its statement's lines
+    if len(replaced) < len(edits):  # a target outside its statement's lines
         return cst.ensure_type(module.visit(_ReplaceNodes(edits)), cst.Module)
     return module.with_changes(body=body)
 
@@ -334,7 +336,7 @@ def _positions_of(module: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
     known = _POSITION_MAPS.get(id(module))
     if known is not None and known[0] is module:
         return known[1]
-    return MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    return positions(module)
 
 
 class _LazyPositions(Mapping[cst.CSTNode, CodeRange]):
@@ -346,9 +348,7 @@ class _LazyPositions(Mapping[cst.CSTNode, CodeRange]):
 
     def _resolved(self) -> Mapping[cst.CSTNode, CodeRange]:
         if self._positions is None:
-            self._positions = cast(
-                Mapping[cst.CSTNode, CodeRange], PositionProvider()._gen(self._wrapper)
-            )
+            self._positions = positions(self._wrapper.module)
         return self._positions
 
     def __getitem__(self, node: cst.CSTNode) -> CodeRange:
@@ -371,13 +371,13 @@ def _wrap(module: cst.Module) -> MetadataWrapper:
     """
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     metadata = getattr(wrapper, "_metadata", None)
-    positions: Mapping[cst.CSTNode, CodeRange]
-    if isinstance(metadata, dict) and hasattr(PositionProvider, "_gen"):
-        positions = metadata[PositionProvider] = _LazyPositions(wrapper)
+    mapping: Mapping[cst.CSTNode, CodeRange]
+    if isinstance(metadata, dict):
+        mapping = metadata[PositionProvider] = _LazyPositions(wrapper)
     else:  # a libcst without this private path: resolve the public way
-        positions = wrapper.resolve(PositionProvider)
+        mapping = wrapper.resolve(PositionProvider)
     _POSITION_MAPS.clear()
-    _POSITION_MAPS[id(module)] = (module, positions)
+    _POSITION_MAPS[id(module)] = (module, mapping)
     return wrapper
 
 
@@ -486,7 +486,7 @@ def process_file(
         if not dropped:
             break
         converged = False
-        new_facts, _ = _extract(job, module.bytes)
+        new_facts, _ = _extract(job, code(module).encode(module.encoding))
         if new_facts is None:
             break
         current_index = current_index.with_file(new_facts)

@@ -15,6 +15,8 @@ from typing import Optional, Union
 
 import libcst as cst
 
+from depfix.codegen import code, code_for_node
+
 
 def _standard_library() -> frozenset[str]:
     if sys.version_info >= (3, 10):
@@ -316,7 +318,7 @@ def _uses(module: cst.Module, names: set[str]) -> dict[str, int]:
         if isinstance(statement, cst.SimpleStatementLine) and all(
             isinstance(small, (cst.Import, cst.ImportFrom)) for small in statement.body
         ):
-            for word in _WORD.findall(module.code_for_node(statement)):
+            for word in _WORD.findall(code_for_node(module, statement)):
                 if word in counts:
                     counts[word] -= 1
     return counts
@@ -330,9 +332,9 @@ def module_code(module: cst.Module) -> str:
     """`module.code`, remembered for the last module asked: a fix pass needs it twice."""
     if _LAST_CODE and _LAST_CODE[0][0] is module:
         return _LAST_CODE[0][1]
-    code = module.code
-    _LAST_CODE[:] = [(module, code)]
-    return code
+    text = code(module)
+    _LAST_CODE[:] = [(module, text)]
+    return text
 
 
 def remove_imports_made_unused(

@@ -17,6 +17,7 @@ from typing import ClassVar, Optional
 import libcst as cst
 from libcst.metadata import PositionProvider, ProviderT
 
+from depfix.codegen import code_for_node
 from depfix.config import Settings
 from depfix.facts import FileFacts
 from depfix.imports import dotted
@@ -29,7 +30,7 @@ _EMPTY_MODULE = cst.Module(body=[])
 
 def source_of(node: cst.CSTNode) -> str:
     """The code of a node as it is written (comments and layout included)."""
-    return _EMPTY_MODULE.code_for_node(node)
+    return code_for_node(_EMPTY_MODULE, node)
 
 
 def has_comment(node: cst.CSTNode) -> bool:

@@ -134,3 +134,44 @@ class _Fallback(cst.CSTVisitor):
     def on_leave(self, original_node: cst.CSTNode) -> None:
         for method in self.walk.leave.get(type(original_node).__name__, ()):
             method(original_node)
+
+
+def replace_descendants(
+    node: cst.CSTNode, replacements: Mapping[cst.CSTNode, cst.CSTNode], replaced: set[cst.CSTNode]
+) -> Optional[cst.CSTNode]:
+    """`node` with each of its descendants found in `replacements` replaced (None: cannot say).
+
+    What a transformer replacing those nodes in `on_leave` returns, except that only the ancestors
+    of a replaced node are rebuilt: every other node is kept as it is. A replaced node's own
+    descendants are not searched. Each node replaced is added to `replaced`. None when a node class
+    on the way has a visit order that cannot be read.
+    """
+    replacement = replacements.get(node)
+    if replacement is not None:
+        replaced.add(node)
+        return replacement
+    fields = child_fields(type(node))
+    if fields is None:
+        return None
+    changes: dict[str, object] = {}
+    for name in fields:
+        value = getattr(node, name)
+        if isinstance(value, cst.CSTNode):
+            new = replace_descendants(value, replacements, replaced)
+            if new is None:
+                return None
+            if new is not value:
+                changes[name] = new
+        elif isinstance(value, (tuple, list)):
+            items: list[object] = []
+            for item in value:
+                if isinstance(item, cst.CSTNode):
+                    new = replace_descendants(item, replacements, replaced)
+                    if new is None:
+                        return None
+                    items.append(new)
+                else:
+                    items.append(item)
+            if any(new is not old for new, old in zip(items, value)):
+                changes[name] = type(value)(items)
+    return node.with_changes(**changes) if changes else node

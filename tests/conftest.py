@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Union
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 Content = Union[str, bytes]
 
@@ -145,3 +146,24 @@ def compiles(source: bytes | str) -> bool:
         except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
             return False
     return True
+
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = sorted(
+    path
+    for folder in ("fixtures", "tests", "depfix", "codemods")
+    for path in (ROOT / folder).rglob("*.py")
+    if "__pycache__" not in path.parts
+)
+"""Every Python file of this repository: fixtures, tests and the tool's own source."""
+
+
+def generated_programs(test: Callable[[str], None]) -> Callable[..., None]:
+    """`test` over hypothesmith's grammar-based programs that compile, as its `source` argument."""
+    import hypothesmith  # not at conftest import: it reads hypothesis's storage, which pytest forbids
+
+    return settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )(given(source=hypothesmith.from_grammar().filter(compiles))(test))

@@ -15,24 +15,14 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-import hypothesmith
 import libcst as cst
 import pytest
-from hypothesis import HealthCheck, given, settings
 from libcst.metadata import MetadataWrapper
 
 from depfix import facts as facts_module
 from depfix import traversal
 from depfix.facts import FileFacts, extract_facts
-from tests.conftest import compiles
-
-ROOT = Path(__file__).resolve().parent.parent
-SOURCES = sorted(
-    path
-    for folder in ("fixtures", "tests", "depfix", "codemods")
-    for path in (ROOT / folder).rglob("*.py")
-    if "__pycache__" not in path.parts
-)
+from tests.conftest import ROOT, SOURCES, generated_programs
 
 
 def _node_classes() -> Iterator[type[cst.CSTNode]]:
@@ -51,15 +41,6 @@ EVERY_NAME = sorted(
         for kind in ("visit", "leave")
     }
 )
-
-
-def _generated_programs(test: Callable[[str], None]) -> Callable[..., None]:
-    """`test` over hypothesmith's grammar-based programs that compile, as its `source` argument."""
-    return settings(
-        max_examples=60,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )(given(source=hypothesmith.from_grammar().filter(compiles))(test))
 
 
 class _Recorder(cst.BatchableCSTVisitor):
@@ -140,7 +121,7 @@ def test_a_visitor_with_attribute_hooks_takes_libcsts_traversal() -> None:
     assert events[1] == events[0]
 
 
-@_generated_programs
+@generated_programs
 def test_the_walk_visits_what_libcst_visits_on_generated_programs(source: str) -> None:
     try:
         cst.parse_module(source)
@@ -183,7 +164,7 @@ def test_the_comparison_of_facts_can_fail() -> None:
         facts_module._CHILD_FIELDS.pop(ast.Module)
 
 
-@_generated_programs
+@generated_programs
 def test_the_extractor_finds_what_the_stdlib_traversal_finds_on_generated_programs(
     source: str,
 ) -> None:
