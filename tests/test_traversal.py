@@ -173,3 +173,70 @@ def test_the_extractor_finds_what_the_stdlib_traversal_finds_on_generated_progra
     except RecursionError:
         return
     assert _facts(source, stdlib_traversal=False) == expected
+
+
+class _Names(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.found: list[cst.Name] = []
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.found.append(node)
+
+
+class _Replace(cst.CSTTransformer):
+    def __init__(self, replacements: Mapping[cst.CSTNode, cst.CSTNode]) -> None:
+        super().__init__()
+        self.replacements = replacements
+
+    def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode) -> cst.CSTNode:
+        return self.replacements.get(original_node, updated_node)
+
+
+def _renamed(source: bytes) -> tuple[str, str]:
+    """Every third name renamed, by `replace_descendants` and by a libcst transformer."""
+    module = cst.parse_module(source)
+    names = _Names()
+    module.visit(names)
+    replacements = {name: name.with_changes(value=f"{name.value}_x") for name in names.found[::3]}
+    replaced: set[cst.CSTNode] = set()
+    new = traversal.replace_descendants(module, replacements, replaced)
+    assert isinstance(new, cst.Module)
+    assert replaced == set(replacements)
+    return new.code, module.visit(_Replace(replacements)).code
+
+
+def test_replacing_descendants_gives_what_a_transformer_gives() -> None:
+    sample = SOURCES[::3]  # a third of the repository's files: the transformer is slow
+    different = [str(path) for path in sample if len(set(_renamed(path.read_bytes()))) != 1]
+    assert different == []
+
+
+def test_replacing_descendants_rebuilds_only_the_ancestors() -> None:
+    module = cst.parse_module("def f(a, b):\n    return a\n\n\nx = [1, 2]\n")
+    function, assignment = module.body
+    target = cst.ensure_type(function, cst.FunctionDef).params.params[1].name
+    new = traversal.replace_descendants(module, {target: cst.Name("c")}, set())
+    assert isinstance(new, cst.Module)
+    assert new.code == "def f(a, c):\n    return a\n\n\nx = [1, 2]\n"
+    assert new.body[1] is assignment
+    new_function = cst.ensure_type(new.body[0], cst.FunctionDef)
+    assert new_function.body is cst.ensure_type(function, cst.FunctionDef).body
+
+
+def test_a_replaced_node_is_not_searched(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = cst.parse_module("x = f(y)\n")
+    call = module.body[0].body[0].value  # type: ignore[attr-defined]
+    inner = call.args[0].value
+    replaced: set[cst.CSTNode] = set()
+    new = traversal.replace_descendants(
+        module, {call: cst.Name("z"), inner: cst.Name("w")}, replaced
+    )
+    assert isinstance(new, cst.Module) and new.code == "x = z\n"
+    assert replaced == {call}
+
+
+def test_replacing_through_an_unreadable_class_gives_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = cst.parse_module("x = f(y)\n")
+    call = module.body[0].body[0].value  # type: ignore[attr-defined]
+    monkeypatch.setitem(traversal._FIELDS, cst.Assign, None)
+    assert traversal.replace_descendants(module, {call: cst.Name("z")}, set()) is None
