@@ -8,10 +8,10 @@ evaluated at import time).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, cast
 
 from depfix.facts import FileFacts, ImportFact
-from depfix.index import ProjectIndex, strongly_connected
+from depfix.index import EAGER, ProjectIndex, strongly_connected
 from depfix.values import Name
 
 
@@ -97,9 +97,38 @@ def import_graph(index: ProjectIndex, kinds: frozenset[str]) -> ImportGraph:
 
 
 _EDGES: dict[
-    tuple[int, frozenset[str]], tuple[FileFacts, object, set[str], set[tuple[str, str]]]
+    tuple[int, frozenset[str]],
+    tuple[FileFacts, dict[str, Optional[str]], set[str], set[tuple[str, str]]],
 ] = {}
-"""One file's edges, while its facts and the project's module names stay the same objects."""
+"""One file's edges, with the module lookups they came from (name -> module found, or None)."""
+
+
+class _RecordingIndex:
+    """The index as one file's edges see it: its module lookups, each recorded with its result."""
+
+    def __init__(self, index: ProjectIndex) -> None:
+        self.index = index
+        self.modules = self
+        self.seen: dict[str, Optional[str]] = {}
+
+    def get(self, name: str, default: Optional[FileFacts] = None) -> Optional[FileFacts]:
+        found = self.index.modules.get(name)
+        self.seen[name] = None if found is None else found.module
+        return default if found is None else found
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def imported_modules(self, facts: FileFacts, kinds: frozenset[str] = EAGER) -> set[str]:
+        return ProjectIndex.imported_modules(cast(ProjectIndex, self), facts, kinds)
+
+
+def _still_found(index: ProjectIndex, seen: dict[str, Optional[str]]) -> bool:
+    for name, module in seen.items():
+        found = index.modules.get(name)
+        if (None if found is None else found.module) != module:
+            return False
+    return True
 
 
 def _file_edges(
@@ -107,29 +136,29 @@ def _file_edges(
 ) -> tuple[set[str], set[tuple[str, str]]]:
     """The modules one file runs and the ones it fetches names from.
 
-    They depend on the file's facts and on which names are project modules, nothing else: a lazy
-    index's module names are one object until a run creates a file, so planning rounds that change a
-    few files recompute only those files' edges.
+    They depend on the file's facts and on what its module lookups find, nothing else: they are
+    kept with those lookups, and reused while every lookup still finds the same module (planning
+    rounds change a few files, and a module a run creates is looked up by few files).
     """
-    names = index.lazy.module_paths if index.lazy is not None else None
     known = _EDGES.get((id(facts), kinds))
-    if known is not None and known[0] is facts and names is not None and known[1] is names:
+    if known is not None and known[0] is facts and _still_found(index, known[1]):
         return known[2], known[3]
+    recording = _RecordingIndex(index)
+    seen = cast(ProjectIndex, recording)
     runs: set[str] = set()
     fetches: set[tuple[str, str]] = set()
     for fact in facts.imports:
         if fact.kind not in kinds:
             continue
-        runs.update(_runs(index, facts, fact))
-        target = index.modules.get(fact.target)
-        if target is not None and target.module != facts.module and _fetches_names(index, fact):
+        runs.update(_runs(seen, facts, fact))
+        target = recording.get(fact.target)
+        if target is not None and target.module != facts.module and _fetches_names(seen, fact):
             fetches.add((facts.module, target.module))
-    for edge in _attribute_edges(index, facts):
+    for edge in _attribute_edges(seen, facts):
         fetches.add((facts.module, edge.imported))
-    if names is not None:
-        if len(_EDGES) > 100_000:  # another project's run in this process: start over
-            _EDGES.clear()
-        _EDGES[(id(facts), kinds)] = (facts, names, runs, fetches)
+    if len(_EDGES) > 100_000:  # another project's run in this process: start over
+        _EDGES.clear()
+    _EDGES[(id(facts), kinds)] = (facts, recording.seen, runs, fetches)
     return runs, fetches
 
 

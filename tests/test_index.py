@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from codemods._import_graph import _file_edges
 from depfix.engine import _closure_digests, _jobs_for, build_index
 from depfix.facts import CallSite, FileFacts, extract_facts, fingerprint, resolve_relative
-from depfix.index import Class, External, Function, Instance, ProjectIndex
+from depfix.index import EAGER, Class, External, Function, Instance, ProjectIndex
 from depfix.modules import module_names
 
 
@@ -404,3 +405,32 @@ def test_a_closure_digest_changes_with_every_module_it_reaches(
         }
     )
     assert {module for module in before if before[module] != after[module]} == changed
+
+
+def _facts_of(path: str, module: str, text: str, is_package: bool = False) -> FileFacts:
+    return extract_facts(path, module, is_package, ast.parse(text), text)
+
+
+def test_import_edges_are_reused_only_while_their_lookups_find_the_same_modules(
+    tmp_path: Path,
+) -> None:
+    index = make_index(
+        {
+            "app/__init__.py": "",
+            "app/a.py": "from app.b import x\n",
+            "app/b/__init__.py": "x = 1\n",
+        },
+        tmp_path,
+    )
+    importer = index.file("app/a.py")
+    assert importer is not None
+    runs, fetches = _file_edges(index, importer, EAGER)
+    assert runs == {"app.b"} and fetches == {("app.a", "app.b")}
+
+    unrelated = ProjectIndex([*index.files.values(), _facts_of("app/d.py", "app.d", "")])
+    again = _file_edges(unrelated, importer, EAGER)
+    assert again[0] is runs and again[1] is fetches  # the same file, the same lookups: reused
+
+    # `app.b.x` becomes a module: the import now runs it and reads no name off `app.b`
+    submodule = ProjectIndex([*index.files.values(), _facts_of("app/b/x.py", "app.b.x", "y = 2\n")])
+    assert _file_edges(submodule, importer, EAGER) == ({"app.b", "app.b.x"}, set())
