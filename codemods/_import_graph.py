@@ -144,17 +144,17 @@ def _file_edges(
     if known is not None and known[0] is facts and _still_found(index, known[1]):
         return known[2], known[3]
     recording = _RecordingIndex(index)
-    seen = cast(ProjectIndex, recording)
+    view = cast(ProjectIndex, recording)
     runs: set[str] = set()
     fetches: set[tuple[str, str]] = set()
     for fact in facts.imports:
         if fact.kind not in kinds:
             continue
-        runs.update(_runs(seen, facts, fact))
+        runs.update(_runs(view, facts, fact))
         target = recording.get(fact.target)
-        if target is not None and target.module != facts.module and _fetches_names(seen, fact):
+        if target is not None and target.module != facts.module and _fetches_names(view, fact):
             fetches.add((facts.module, target.module))
-    for edge in _attribute_edges(seen, facts):
+    for edge in _attribute_edges(view, facts):
         fetches.add((facts.module, edge.imported))
     if len(_EDGES) > 100_000:  # another project's run in this process: start over
         _EDGES.clear()

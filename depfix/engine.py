@@ -342,13 +342,13 @@ def _positions_of(module: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
 class _LazyPositions(Mapping[cst.CSTNode, CodeRange]):
     """Positions computed on the first question: a pass that reports nothing never needs them."""
 
-    def __init__(self, wrapper: MetadataWrapper) -> None:
-        self._wrapper = wrapper
+    def __init__(self, module: cst.Module) -> None:
+        self._module = module
         self._positions: Optional[Mapping[cst.CSTNode, CodeRange]] = None
 
     def _resolved(self) -> Mapping[cst.CSTNode, CodeRange]:
         if self._positions is None:
-            self._positions = positions(self._wrapper.module)
+            self._positions = positions(self._module)
         return self._positions
 
     def __getitem__(self, node: cst.CSTNode) -> CodeRange:
@@ -373,7 +373,7 @@ def _wrap(module: cst.Module) -> MetadataWrapper:
     metadata = getattr(wrapper, "_metadata", None)
     mapping: Mapping[cst.CSTNode, CodeRange]
     if isinstance(metadata, dict):
-        mapping = metadata[PositionProvider] = _LazyPositions(wrapper)
+        mapping = metadata[PositionProvider] = _LazyPositions(module)
     else:  # a libcst without this private path: resolve the public way
         mapping = wrapper.resolve(PositionProvider)
     _POSITION_MAPS.clear()

@@ -6,6 +6,7 @@ grammar-based programs; and libcst's public paths are taken when its code genera
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import libcst as cst
@@ -69,7 +70,7 @@ def test_positions_count_every_kind_of_line_break(ending: str) -> None:
 
 def test_the_comparison_can_fail(monkeypatch: pytest.MonkeyPatch) -> None:
     """A state that does not count a lone carriage return as a line break is caught."""
-    monkeypatch.setattr(codegen, "_NEWLINE", __import__("re").compile(r"\r\n|\n"))
+    monkeypatch.setattr(codegen, "_NEWLINE", re.compile(r"\r\n|\n"))
     assert _differences(TRICKY.replace("\n", "\r")) != []
     assert _differences(TRICKY) == []
 
