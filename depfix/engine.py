@@ -810,44 +810,74 @@ def _exports_fastapi(index: ProjectIndex, facts: FileFacts) -> bool:
     return False
 
 
-def _lazy_index(loader: _Loader, jobs: Sequence[_Job], targets: set[str]) -> ProjectIndex:
-    """The index of the files that matter, grown until nothing it answers depends on another file.
+def _load_imported(loader: _Loader) -> bool:
+    """Load every project module the loaded files import, transitively (and their packages).
 
-    Starting from the files the prefilter keeps, it adds: every project module they import (the
-    import closure holds every provider, base class and cycle through them); every file that names a
-    function FastAPI calls (a direct call, for the fix grading); every file that names a target module
-    (its imports, kept when a fix removes an unused one); every file that names a module re-exporting
-    FastAPI names or routers (it may use them without mentioning FastAPI). The index also loads on
-    demand what a question needs beyond that.
+    Whether it loaded any file.
     """
     module_paths = loader.source.module_paths
+    scanned: set[str] = set()
+    loaded = False
     while True:
-        index = build_index(jobs, loader.facts.values(), loader.source)
         wanted: set[str] = set()
-        words: set[bytes] = set()
-        for facts in list(index.files.values()):
+        for path, facts in list(loader.facts.items()):
+            if path in scanned:
+                continue
+            scanned.add(path)
             for fact in facts.imports:
                 for name in (fact.target, *(f"{fact.target}.{n}" for n in fact.names)):
                     parts = name.split(".")
                     for cut in range(1, len(parts) + 1):
                         wanted.update(module_paths.get(".".join(parts[:cut]), ()))
+        new = sorted(p for p in wanted if p not in loader.facts and p not in loader.source.failed)
+        if not new:
+            return loaded
+        loader.load_many(new, "indexing")
+        loaded = True
+
+
+def _lazy_index(
+    loader: _Loader,
+    jobs: Sequence[_Job],
+    targets: set[str],
+    acts_on: Callable[[FileFacts, ProjectIndex], bool],
+) -> ProjectIndex:
+    """The index of the files that matter, grown until nothing it answers depends on another file.
+
+    Starting from the files the prefilter keeps, it adds: every project module they import (the
+    import closure holds every provider, base class and cycle through them); every file that names a
+    function FastAPI calls (a direct call, for the fix grading); every file that names a target module
+    a file rule acts on (its imports, kept when a fix removes an unused one); every file that names a
+    module re-exporting FastAPI names or routers (it may use them without mentioning FastAPI). The
+    index also loads on demand what a question needs beyond that.
+    """
+    acted_on: set[str] = set()  # kept once found: loading more files only adds to the index
+    while True:
+        _load_imported(loader)  # first: resolving names below would load them one by one
+        index = build_index(jobs, loader.facts.values(), loader.source)
+        words: set[bytes] = set()
+        for facts in list(index.files.values()):
             for function in facts.functions.values():
                 key = (function.module, function.qualname)
                 if index.fastapi_role(key) is not None:
                     words.add(_call_name(key))
-            if facts.path in targets or _exports_fastapi(index, facts):
+            if facts.path in targets and facts.path not in acted_on and acts_on(facts, index):
+                acted_on.add(facts.path)
+            if facts.path in acted_on or _exports_fastapi(index, facts):
                 words.add(facts.module.rsplit(".", 1)[-1].encode())
                 if facts.is_package:
                     words.add(b"from .")
         relative = b"from ." in words
         words.discard(b"from .")
+        wanted: set[str] = set()
         for path, content in loader.data.items():
             if path not in index.files and (
                 not loader.tokens(path).isdisjoint(words) or (relative and b"from ." in content)
             ):
                 wanted.add(path)
         new = sorted(p for p in wanted if p not in index.files and p not in loader.source.failed)
-        if not new:
+        # files the questions above loaded on demand bring their imports too
+        if not new and not _load_imported(loader):
             for word in words | ({b"from ."} if relative else set()):
                 loader.source.searched(word)  # every file naming it is loaded
             return index
@@ -904,7 +934,14 @@ def _run(
         if issubclass(rule, FileRule) and not rule.FASTAPI_ONLY:
             seed += [p for p in target_paths if p in data and _has_needle(rule, data[p])]
     loader.load_many(seed, "indexing")
-    index = _lazy_index(loader, jobs, target_set)
+    index = _lazy_index(
+        loader,
+        jobs,
+        target_set,
+        lambda facts, index: (
+            facts.path in data and bool(_file_rules_for(facts, data[facts.path], index, options))
+        ),
+    )
     # The bytes and facts of the project live until the run ends: spare the collector walking them
     # at every full collection (a run grew faster than its files) and touching the pages forked
     # workers share with this process.

@@ -244,7 +244,7 @@ NOT_MENTIONING_FASTAPI = {
     "app/base.py": "class Base:\n    def __call__(self) -> int:\n        return 1\n",
     "app/checker.py": "from app.base import Base\n\n\nclass Checker(Base):\n    pass\n",
     "app/query.py": (
-        "from app.params import Query\n\n\ndef search(q: str = Query(None)) -> str:\n    return q\n"
+        "from app.params import Query\nfrom app.texts import GREETING\n\n\ndef search(q: str = Query(None)) -> str:\n    return q\n"
     ),
     "app/main.py": (
         "from fastapi import Depends, FastAPI\n\nfrom app.checker import Checker\n"
@@ -256,6 +256,9 @@ NOT_MENTIONING_FASTAPI = {
     "scripts/job.py": "from app.db import get_client\n\nget_client()\n",
     "tests/test_db.py": "from app.db import get_db\n\n\ndef test_db():\n    next(get_db())\n",
     "plain.py": "import os\n\nprint(os.sep)\n",
+    "app/texts.py": "GREETING = 'hi'\n",
+    "tools/report.py": "from app import texts\n\nprint(texts.GREETING)\n",  # no rule acts there
+    "tools/audit.py": "from app import db\n\nprint(db)\n",  # rules act on `app.db`
 }
 
 
@@ -295,6 +298,9 @@ def test_the_lazy_index_does_not_parse_files_that_cannot_matter(
     root = write_tree(tmp_path / "tree", {"pyproject.toml": ALL_RULES, **NOT_MENTIONING_FASTAPI})
     _run(root, LAZY_RULES)
     assert "plain.py" not in parsed
+    # a file naming a target module is parsed only when some rule acts on that module
+    assert "tools/report.py" not in parsed
+    assert "tools/audit.py" in parsed
     assert "app/query.py" in parsed and "app/base.py" in parsed
 
 

@@ -356,12 +356,14 @@ HARMLESS = [
     _append("app/plain.py", "OTHER = 2  # not indexed, and it stays out\n"),
     _append("app/plain.py", "# get_db, called directly, never by FastAPI\n"),
     _append("app/deps.py", "# get_db is called, not a dependency: no rule looks here\n"),
+    # no rule acts on app/deps.py, so who imports from it cannot matter to a fix there
+    _append("app/plain.py", "from app.deps import get_db\n\nVALUE = get_db()\n"),
 ]
 MAY_MATTER = [
     _append("app/helpers.py", "\n\ndef more() -> int:\n    return 2\n"),
     _append("app/helpers.py", "def broken(:\n"),
     _append("app/plain.py", "from fastapi import Depends\n"),
-    _append("app/plain.py", "from app.deps import get_db\n\nVALUE = get_db()\n"),
+    _append("app/plain.py", "from app.routes import router\n\nVALUE = router\n"),  # rules act there
     _append("app/plain.py", "# `read`, a route, is mentioned here\n"),
     _append("app/routes.py", "# a comment in a file rules ran on\n"),
 ]
