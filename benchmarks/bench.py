@@ -8,7 +8,8 @@ temporary directory from a seed, then runs as subprocesses, in this order and on
 2. `depfix check --no-cache` (cold, no cache), `depfix check` with an empty cache (cold, writing it),
    `depfix check` again (warm: the stored output is replayed), `depfix check --format json` (warm, a
    command line not seen before: the engine's cache), then `depfix check` after one edit each: a comment
-   added to a plain module, a function added to it, a route's body edited, a function added to that
+   added to a plain module (a utility), a function added to it, a function added to a
+   service a router imports (so in the index), a route's body edited, a function added to that
    router (before each edit the tree is settled: older than the cache's 2-second racy window and run
    once, as a pre-commit hook finds it); then `--ignore DF008` without cache (DF008 reports every
    import cycle, so it has the whole project indexed; without it the index is lazy).
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -339,9 +341,15 @@ def measure(root: Path) -> list[Timing]:
     timings.append(_run("depfix warm, new command line (cache)", as_json, root))
     router = root / "app/api/routers/r0.py"
     plain = root / "app/utils/u0.py"
+    imported = re.search(r"^from (app\.services\.s\d+) import", router.read_text(), re.M)
+    assert imported is not None
+    service = root / (
+        imported.group(1).replace(".", "/") + ".py"
+    )  # in the index: a router imports it
     edits: list[tuple[str, Path, Callable[[str], str]]] = [
         ("a plain module edited", plain, lambda text: text + "\n# touched\n"),
         ("a function added to a plain module", plain, lambda text: text + ADDED),
+        ("a function added to a service a router imports", service, lambda text: text + ADDED),
         (
             "a route body edited",
             router,
