@@ -343,9 +343,8 @@ def measure(root: Path) -> list[Timing]:
     plain = root / "app/utils/u0.py"
     imported = re.search(r"^from (app\.services\.s\d+) import", router.read_text(), re.M)
     assert imported is not None
-    service = root / (
-        imported.group(1).replace(".", "/") + ".py"
-    )  # in the index: a router imports it
+    # a service the router imports: unlike the plain module, it is in the index
+    service = root / (imported.group(1).replace(".", "/") + ".py")
     edits: list[tuple[str, Path, Callable[[str], str]]] = [
         ("a plain module edited", plain, lambda text: text + "\n# touched\n"),
         ("a function added to a plain module", plain, lambda text: text + ADDED),

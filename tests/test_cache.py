@@ -244,7 +244,8 @@ NOT_MENTIONING_FASTAPI = {
     "app/base.py": "class Base:\n    def __call__(self) -> int:\n        return 1\n",
     "app/checker.py": "from app.base import Base\n\n\nclass Checker(Base):\n    pass\n",
     "app/query.py": (
-        "from app.params import Query\nfrom app.texts import GREETING\n\n\ndef search(q: str = Query(None)) -> str:\n    return q\n"
+        "from app.params import Query\nfrom app.texts import GREETING\n\n\n"
+        "def search(q: str = Query(None)) -> str:\n    return q\n"
     ),
     "app/main.py": (
         "from fastapi import Depends, FastAPI\n\nfrom app.checker import Checker\n"
