@@ -5,8 +5,10 @@ Nothing heavy is imported before the replay is tried (see `depfix.replay`).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from depfix import replay
 
@@ -34,6 +36,23 @@ def main() -> int:
     return code
 
 
+def run() -> NoReturn:
+    """The console script: `main`, then an exit that does not free the heap object by object.
+
+    A run holds the facts of a whole project; freeing them one by one at interpreter exit took a
+    third of a one-file-edit run on a 3,000-file tree (1.2 s of 4). Nothing is left to clean up
+    by then: worker pools are shut down, the cache is saved and temporary directories are removed
+    by the code that made them, and depfix starts no thread.
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:  # a closed pipe, say: the normal exit reports it as it always did
+        sys.exit(code)
+    os._exit(code)
+
+
 def _cli(argv: list[str]) -> int:
     from depfix.cli import main as cli_main
 
@@ -41,4 +60,4 @@ def _cli(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()
