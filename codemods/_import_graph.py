@@ -48,17 +48,27 @@ def _runs(index: ProjectIndex, facts: FileFacts, fact: ImportFact) -> set[str]:
     `from a.b import c` runs `a`, `a.b` and, when it is a module, `a.b.c`. The packages that
     contain the importing module are left out: they always start before it.
     """
-    wanted = [fact.target, *(f"{fact.target}.{name}" for name in fact.names)]
+    modules = index.modules
     found: set[str] = set()
+    # the target's own prefixes once: every `target.name` shares them
+    wanted = [*_prefixes(fact.target)]
+    for name in fact.names:
+        wanted.extend(_prefixes(name, fact.target) if "." in name else [f"{fact.target}.{name}"])
     for name in wanted:
-        parts = name.split(".")
-        for cut in range(1, len(parts) + 1):
-            target = index.modules.get(".".join(parts[:cut]))
-            if target is not None:
-                found.add(target.module)
+        target = modules.get(name)
+        if target is not None:
+            found.add(target.module)
     own = facts.module.split(".")
     ancestors = {".".join(own[:cut]) for cut in range(1, len(own) + 1)}
     return found - ancestors
+
+
+def _prefixes(name: str, within: Optional[str] = None) -> list[str]:
+    """`a`, `a.b`, `a.b.c` for `a.b.c`; with `within`, only those of `within.name` longer than it."""
+    parts = name.split(".")
+    if within is None:
+        return [".".join(parts[:cut]) for cut in range(1, len(parts) + 1)]
+    return [f"{within}.{'.'.join(parts[:cut])}" for cut in range(1, len(parts) + 1)]
 
 
 @dataclass(frozen=True)
@@ -96,11 +106,22 @@ def import_graph(index: ProjectIndex, kinds: frozenset[str]) -> ImportGraph:
     return graph
 
 
-_EDGES: dict[
-    tuple[int, frozenset[str]],
-    tuple[FileFacts, dict[str, Optional[str]], set[str], set[tuple[str, str]]],
-] = {}
-"""One file's edges, with the module lookups they came from (name -> module found, or None)."""
+@dataclass
+class _FileEdges:
+    """One file's imports as edges, for every kind at once, with the module lookups they came from."""
+
+    facts: FileFacts
+    seen: dict[str, Optional[str]]
+    """Each module name looked up, with the module it found (None: not a project module)."""
+    by_import: list[tuple[str, set[str], Optional[str]]]
+    """Per import statement: its kind, the modules it runs, the module it fetches names from."""
+    attribute: list[str]
+    """Modules read through `Depends(module.name)` while the file runs (edges of every kind)."""
+    by_kinds: dict[frozenset[str], tuple[set[str], set[tuple[str, str]]]]
+
+
+_EDGES: dict[int, _FileEdges] = {}
+"""By the id of the facts they were computed from (an entry holds those facts: the id stays theirs)."""
 
 
 class _RecordingIndex:
@@ -134,32 +155,59 @@ def _still_found(index: ProjectIndex, seen: dict[str, Optional[str]]) -> bool:
 def _file_edges(
     index: ProjectIndex, facts: FileFacts, kinds: frozenset[str]
 ) -> tuple[set[str], set[tuple[str, str]]]:
-    """The modules one file runs and the ones it fetches names from.
+    """The modules one file runs and the ones it fetches names from, through imports of `kinds`.
 
     They depend on the file's facts and on what its module lookups find, nothing else: they are
     kept with those lookups, and reused while every lookup still finds the same module (planning
     rounds change a few files, and a module a run creates is looked up by few files).
     """
-    known = _EDGES.get((id(facts), kinds))
-    if known is not None and known[0] is facts and _still_found(index, known[1]):
-        return known[2], known[3]
-    recording = _RecordingIndex(index)
-    view = cast(ProjectIndex, recording)
+    edges = _edges_of(index, facts)
+    known = edges.by_kinds.get(kinds)
+    if known is not None:
+        return known
     runs: set[str] = set()
     fetches: set[tuple[str, str]] = set()
+    for kind, modules, fetched in edges.by_import:
+        if kind in kinds:
+            runs.update(modules)
+            if fetched is not None:
+                fetches.add((facts.module, fetched))
+    fetches.update((facts.module, module) for module in edges.attribute)
+    edges.by_kinds[kinds] = (runs, fetches)
+    return runs, fetches
+
+
+def _edges_of(index: ProjectIndex, facts: FileFacts) -> _FileEdges:
+    """The edges of every import of a file: computed once, checked once per state of the index.
+
+    A lazy index only grows: while it holds the same number of files, its lookups answer the same.
+    """
+    key = f"DF008:edges checked:{len(index.files)}"
+    checked = cast(set[int], index.memo.setdefault(key, set()))
+    known = _EDGES.get(id(facts))
+    if (
+        known is not None
+        and known.facts is facts
+        and (id(facts) in checked or _still_found(index, known.seen))
+    ):
+        checked.add(id(facts))
+        return known
+    recording = _RecordingIndex(index)
+    view = cast(ProjectIndex, recording)
+    by_import: list[tuple[str, set[str], Optional[str]]] = []
     for fact in facts.imports:
-        if fact.kind not in kinds:
-            continue
-        runs.update(_runs(view, facts, fact))
         target = recording.get(fact.target)
+        fetched = None
         if target is not None and target.module != facts.module and _fetches_names(view, fact):
-            fetches.add((facts.module, target.module))
-    for edge in _attribute_edges(view, facts):
-        fetches.add((facts.module, edge.imported))
+            fetched = target.module
+        by_import.append((fact.kind, _runs(view, facts, fact), fetched))
+    attribute = [edge.imported for edge in _attribute_edges(view, facts)]
     if len(_EDGES) > 100_000:  # another project's run in this process: start over
         _EDGES.clear()
-    _EDGES[(id(facts), kinds)] = (facts, recording.seen, runs, fetches)
-    return runs, fetches
+    edges = _FileEdges(facts, recording.seen, by_import, attribute, {})
+    _EDGES[id(facts)] = edges
+    checked.add(id(facts))
+    return edges
 
 
 def name_import_cycles(index: ProjectIndex, kinds: frozenset[str]) -> list[list[str]]:

@@ -420,7 +420,9 @@ def apply_command(
 def _offer_replay(result: RunResult, paths: Sequence[Path], config: Optional[Path]) -> None:
     """A run that wrote nothing may be replayed until a file or directory it read changes."""
     consulted = consulted_files(find_project_root(paths), config)
-    scope = dataclasses.asdict(result.replay) if result.replay is not None else None
+    # shallow: the scope is stored as JSON, which takes tuples as lists (`asdict` copies each of
+    # its thousands of tuples first)
+    scope = dict(vars(result.replay)) if result.replay is not None else None
     replay.offer([*result.inputs, *(os.path.abspath(path) for path in consulted)], scope)
 
 

@@ -690,7 +690,8 @@ class _LazyModules(dict):  # type: ignore[type-arg]
 
     def get(self, name: str, default: Optional[FileFacts] = None) -> Optional[FileFacts]:  # type: ignore[override]
         found: Optional[FileFacts] = dict.get(self, name)
-        if found is None:  # most names asked are not project modules: no KeyError raised for them
+        # Most names asked are not project modules: answered here, without a KeyError or a call.
+        if found is None and name in self._index.lazy.module_paths:  # type: ignore[union-attr]
             found = self._index._load_module(name)
         return default if found is None else found
 

@@ -434,3 +434,25 @@ def test_import_edges_are_reused_only_while_their_lookups_find_the_same_modules(
     # `app.b.x` becomes a module: the import now runs it and reads no name off `app.b`
     submodule = ProjectIndex([*index.files.values(), _facts_of("app/b/x.py", "app.b.x", "y = 2\n")])
     assert _file_edges(submodule, importer, EAGER) == ({"app.b", "app.b.x"}, set())
+
+
+def test_import_edges_of_each_kind_come_from_one_reading_of_the_file(tmp_path: Path) -> None:
+    files = {
+        "app/__init__.py": "",
+        "app/a.py": "from app.b import x\n\ndef f():\n    from app.c import y\n    return y\n",
+        "app/b.py": "x = 1\n",
+        "app/c.py": "y = 2\n",
+    }
+    every = frozenset({"eager", "local", "type_checking"})
+    index = make_index(files, tmp_path)
+    importer = index.file("app/a.py")
+    assert importer is not None
+    assert _file_edges(index, importer, EAGER) == ({"app.b"}, {("app.a", "app.b")})
+    both = ({"app.b", "app.c"}, {("app.a", "app.b"), ("app.a", "app.c")})
+    assert _file_edges(index, importer, every) == both
+    assert _file_edges(index, importer, every) is _file_edges(index, importer, every)
+    fresh = make_index(files, tmp_path / "again")  # the wider kinds asked first: the same answer
+    importer = fresh.file("app/a.py")
+    assert importer is not None
+    assert _file_edges(fresh, importer, every) == both
+    assert _file_edges(fresh, importer, EAGER) == ({"app.b"}, {("app.a", "app.b")})
