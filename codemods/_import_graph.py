@@ -12,6 +12,7 @@ from typing import Optional, cast
 
 from depfix.facts import FileFacts, ImportFact
 from depfix.index import EAGER, ProjectIndex, strongly_connected
+from depfix.modules import imported_names
 from depfix.values import Name
 
 
@@ -50,25 +51,13 @@ def _runs(index: ProjectIndex, facts: FileFacts, fact: ImportFact) -> set[str]:
     """
     modules = index.modules
     found: set[str] = set()
-    # the target's own prefixes once: every `target.name` shares them
-    wanted = [*_prefixes(fact.target)]
-    for name in fact.names:
-        wanted.extend(_prefixes(name, fact.target) if "." in name else [f"{fact.target}.{name}"])
-    for name in wanted:
+    for name in imported_names(fact.target, fact.names):
         target = modules.get(name)
         if target is not None:
             found.add(target.module)
     own = facts.module.split(".")
     ancestors = {".".join(own[:cut]) for cut in range(1, len(own) + 1)}
     return found - ancestors
-
-
-def _prefixes(name: str, within: Optional[str] = None) -> list[str]:
-    """`a`, `a.b`, `a.b.c` for `a.b.c`; with `within`, only those of `within.name` longer than it."""
-    parts = name.split(".")
-    if within is None:
-        return [".".join(parts[:cut]) for cut in range(1, len(parts) + 1)]
-    return [f"{within}.{'.'.join(parts[:cut])}" for cut in range(1, len(parts) + 1)]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Optional
 
 import pathspec
 
+from depfix.modules import relative_posix
 from depfix.roots import ROOT_MARKERS, root_search
 
 _Spec = pathspec.GitIgnoreSpec
@@ -71,10 +72,7 @@ class _Walker:
         self.inputs: list[Path] = []
 
     def relative(self, path: Path) -> Optional[str]:
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return None
+        return relative_posix(path, self.root)
 
     def excluded(self, path: Path, is_dir: bool, ignores: list[tuple[Path, _Spec]]) -> bool:
         relative = self.relative(path)
@@ -85,9 +83,8 @@ class _Walker:
         # as git does: the deepest .gitignore with a matching pattern decides, so that a nested
         # `!pattern` re-includes what a parent ignores (within one file the last match wins)
         for base, spec in reversed(ignores):
-            try:
-                inner = path.relative_to(base).as_posix()
-            except ValueError:
+            inner = relative_posix(path, base)
+            if inner is None:
                 continue
             verdict: Optional[bool] = spec.check_file(inner + "/" if is_dir else inner).include
             if verdict is not None:
@@ -190,11 +187,18 @@ def discover(
     walker.problems = sorted(set(walker.problems))
     return Discovery(
         root=root,
-        targets=sorted(targets),
-        project=sorted(project),
+        targets=_in_path_order(targets),
+        project=_in_path_order(project),
         problems=walker.problems,
-        inputs=sorted(set(walker.inputs)),
+        inputs=_in_path_order(set(walker.inputs)),
     )
+
+
+def _in_path_order(paths: set[Path]) -> list[Path]:
+    """`sorted(paths)`, with each path's parts taken once instead of at every comparison."""
+    if os.name == "posix":  # absolute POSIX paths order by their parts, case-sensitively
+        return sorted(paths, key=lambda path: path.parts)
+    return sorted(paths)
 
 
 def _explicitly_excluded(walker: _Walker, path: Path) -> bool:

@@ -34,7 +34,7 @@ from depfix.facts import FileFacts, extract_facts, fingerprint, parse_source
 from depfix.imports import add_from_import, module_code, remove_imports_made_unused
 from depfix.index import External, LazySource, ProjectIndex, strongly_connected
 from depfix.io import SourceError, SourceFile, decode_source, read_source
-from depfix.modules import module_names
+from depfix.modules import display_path, imported_names, module_names, relative_posix
 from depfix.prefilter import IDENTIFIER, matters
 from depfix.replay import RACY_NS
 from depfix.rules import SAFE, Changeset, FileContext, FileRule, Finding, Rule, RuleInfo, Span
@@ -168,13 +168,6 @@ class _Job:
     module: str
     aliases: list[str]
     is_package: bool
-
-
-def display_path(path: Path, cwd: Path) -> str:
-    try:
-        return os.path.relpath(path, cwd).replace(os.sep, "/")
-    except ValueError:  # another drive on Windows
-        return path.as_posix()
 
 
 # ---- phase 1: facts ---------------------------------------------------------------------------
@@ -600,10 +593,8 @@ def _jobs_for(
 
 
 def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return path.name
+    relative = relative_posix(path, root)
+    return path.name if relative is None else relative
 
 
 def _package_dirs(relative_paths: Iterable[str]) -> frozenset[str]:
@@ -825,10 +816,8 @@ def _load_imported(loader: _Loader) -> bool:
                 continue
             scanned.add(path)
             for fact in facts.imports:
-                for name in (fact.target, *(f"{fact.target}.{n}" for n in fact.names)):
-                    parts = name.split(".")
-                    for cut in range(1, len(parts) + 1):
-                        wanted.update(module_paths.get(".".join(parts[:cut]), ()))
+                for name in imported_names(fact.target, fact.names):
+                    wanted.update(module_paths.get(name, ()))
         new = sorted(p for p in wanted if p not in loader.facts and p not in loader.source.failed)
         if not new:
             return loaded

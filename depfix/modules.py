@@ -8,7 +8,10 @@ resolve whichever way the project runs.
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+import os
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Optional
 
 SOURCE_DIRS = ("src", "lib")
 
@@ -42,3 +45,53 @@ def module_names(relative_path: str, package_dirs: frozenset[str]) -> tuple[str,
     if not names:
         names.append(".".join(parts + leaf) or path.stem)
     return names[0], names[1:]
+
+
+def imported_names(target: str, names: Sequence[str] = ()) -> list[str]:
+    """Every module name `from target import names` may run: `a`, `a.b` and `a.b.x` for
+    `from a.b import x` (a name may be a submodule). The prefixes of `target` are listed once."""
+    parts = target.split(".")
+    found = [".".join(parts[:cut]) for cut in range(1, len(parts) + 1)]
+    for name in names:
+        if "." in name:
+            pieces = name.split(".")
+            found.extend(f"{target}.{'.'.join(pieces[:cut])}" for cut in range(1, len(pieces) + 1))
+        else:
+            found.append(f"{target}.{name}")
+    return found
+
+
+def relative_posix(path: Path, base: Path) -> Optional[str]:
+    """`path.relative_to(base).as_posix()`, or None when `path` is not below `base`."""
+    below = _strictly_below(str(path), str(base))
+    if below is not None:
+        return below
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return None
+
+
+def display_path(path: Path, cwd: Path) -> str:
+    """`path` as reports show it: relative to `cwd` (with `..` when outside it), POSIX-style."""
+    text, base = str(path), str(cwd)
+    if ".." not in text and ".." not in base and text[:1] == base[:1] == "/":
+        below = _strictly_below(text, base)  # what `relpath` gives for normalised absolute paths
+        if below is not None:
+            return below
+    try:
+        return os.path.relpath(path, cwd).replace(os.sep, "/")
+    except ValueError:  # another drive on Windows
+        return path.as_posix()
+
+
+def _strictly_below(text: str, base: str) -> Optional[str]:
+    """The rest of `text` after the directory `base`, by string prefix (a run asks it for every
+    file; `relative_to` and `relpath` split and compare both paths each time). None when that
+    prefix test cannot decide: `relative_to` and `relpath` answer instead."""
+    if os.sep != "/" or base.startswith("//"):
+        return None
+    prefix = base if base.endswith("/") else base + "/"
+    if len(text) > len(prefix) and text.startswith(prefix):
+        return text[len(prefix) :]
+    return None

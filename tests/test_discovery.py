@@ -6,12 +6,16 @@ import json
 import os
 import threading
 from pathlib import Path
+from typing import Optional
 
 import pytest
 from conftest import APP, PYPROJECT, run_depfix, snapshot, write_tree
+from hypothesis import given
+from hypothesis import strategies as st
 
 from depfix.config import load_settings
-from depfix.discovery import Discovery, discover
+from depfix.discovery import Discovery, _in_path_order, discover
+from depfix.modules import display_path, relative_posix
 from depfix.roots import find_project_root
 
 RUNNING_AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -250,3 +254,41 @@ def test_a_nested_gitignore_can_re_include_what_a_parent_ignores(tmp_path: Path)
         "app/main.py",
         "app/sub/keep_gen.py",
     ]
+
+
+_PARTS = st.sampled_from(["a", "b", "ab", ".", "..", "x..y", "c.py", "__init__.py"])
+
+
+def _path(absolute: bool) -> st.SearchStrategy[Path]:
+    return st.lists(_PARTS, max_size=5).map(
+        lambda parts: Path("/" if absolute else ".", *parts) if absolute or parts else Path(".")
+    )
+
+
+@given(st.booleans().flatmap(lambda a: st.tuples(_path(a), _path(a))))
+def test_paths_by_string_prefix_agree_with_pathlib_and_relpath(pair: tuple[Path, Path]) -> None:
+    path, base = pair
+    assert relative_posix(path, base) == _relative_to(path, base)
+    descendant = base / path.relative_to(path.anchor) if path.is_absolute() else base / path
+    for candidate in (path, descendant):
+        shown = os.path.relpath(candidate, base).replace(os.sep, "/")
+        assert display_path(candidate, base) == shown
+        assert relative_posix(candidate, base) == _relative_to(candidate, base)
+
+
+def _relative_to(path: Path, base: Path) -> Optional[str]:
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return None
+
+
+@given(st.sets(_path(True).map(lambda p: Path(os.path.normpath(p))), max_size=12))
+def test_paths_are_listed_in_the_order_pathlib_sorts_them(paths: set[Path]) -> None:
+    paths |= {
+        Path("/a-b/c"),
+        Path("/a/b"),
+        Path("/a.b"),
+        Path("/A/b"),
+    }  # '-' and '.' sort before '/'
+    assert _in_path_order(paths) == sorted(paths)

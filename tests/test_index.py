@@ -7,12 +7,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from codemods._import_graph import _file_edges
 from depfix.engine import _closure_digests, _jobs_for, build_index
 from depfix.facts import CallSite, FileFacts, extract_facts, fingerprint, resolve_relative
 from depfix.index import EAGER, Class, External, Function, Instance, ProjectIndex
-from depfix.modules import module_names
+from depfix.modules import imported_names, module_names
 
 
 def make_index(files: dict[str, str], root: Path, reverse: bool = False) -> ProjectIndex:
@@ -456,3 +458,19 @@ def test_import_edges_of_each_kind_come_from_one_reading_of_the_file(tmp_path: P
     assert importer is not None
     assert _file_edges(fresh, importer, every) == both
     assert _file_edges(fresh, importer, EAGER) == ({"app.b"}, {("app.a", "app.b")})
+
+
+_NAME = st.text("ab.", min_size=1, max_size=5)
+
+
+@given(_NAME, st.lists(_NAME, max_size=3))
+def test_imported_names_are_every_prefix_of_the_target_and_of_each_name_under_it(
+    target: str, names: list[str]
+) -> None:
+    every = set()
+    for name in (target, *(f"{target}.{n}" for n in names)):  # each name's prefixes, one by one
+        parts = name.split(".")
+        every.update(".".join(parts[:cut]) for cut in range(1, len(parts) + 1))
+    found = imported_names(target, names)
+    assert set(found) == every
+    assert imported_names("a.b", ["x", "y"]) == ["a", "a.b", "a.b.x", "a.b.y"]  # prefixes once
