@@ -4,6 +4,9 @@ A file inside a regular package (a chain of `__init__.py`) is named from the top
 in a directory without `__init__.py` is named relative to the project root, as an implicit namespace
 package would be, and also (as an alias) relative to a `src/` directory. Imports in the project then
 resolve whichever way the project runs.
+
+Also the path arithmetic those names start from (a file's path relative to the root, as reports show
+it) and the module names an import statement may run.
 """
 
 from __future__ import annotations
