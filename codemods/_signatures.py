@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 import libcst as cst
 
@@ -111,18 +111,43 @@ def plan_signature(
     split = first_bad - len(posonly)
     moved = normal[split:]
     normal = normal[:split]
-    separator = normal[-1].comma if normal else cst.MaybeSentinel.DEFAULT
-    star_comma = (
-        cst.Comma(whitespace_after=separator.whitespace_after)
-        if isinstance(separator, cst.Comma)
-        else _COMMA
-    )
+    slash = params.posonly_ind
     star = params.star_arg
     if not isinstance(star, cst.ParamStar):
+        before, star_comma = _split_separator(
+            normal[-1].comma if normal else slash.comma if isinstance(slash, cst.ParamSlash) else None
+        )
+        if normal:
+            normal[-1] = normal[-1].with_changes(comma=before)
+        elif isinstance(slash, cst.ParamSlash):
+            slash = slash.with_changes(comma=before)
         star = cst.ParamStar(comma=star_comma)
     return (
         params.with_changes(
-            posonly_params=posonly, params=normal, star_arg=star, kwonly_params=moved + kwonly
+            posonly_params=posonly,
+            posonly_ind=slash,
+            params=normal,
+            star_arg=star,
+            kwonly_params=moved + kwonly,
         ),
         "",
     )
+
+
+def _split_separator(
+    separator: Union[cst.Comma, cst.MaybeSentinel, None],
+) -> tuple[Union[cst.Comma, cst.MaybeSentinel], cst.Comma]:
+    """The comma before an inserted `*,` line and the comma of that line.
+
+    Every comment keeps exactly one line: a comment trailing the previous parameter stays on its line,
+    comment lines that stood before the next parameter move below `*,` (they describe what follows),
+    and the inserted line gets none of them.
+    """
+    if not isinstance(separator, cst.Comma):
+        return (separator if separator is not None else cst.MaybeSentinel.DEFAULT), _COMMA
+    after = separator.whitespace_after
+    if not isinstance(after, cst.ParenthesizedWhitespace):
+        return separator, cst.Comma(whitespace_after=after)
+    kept = separator.with_changes(whitespace_after=after.with_changes(empty_lines=()))
+    inserted = cst.Comma(whitespace_after=after.with_changes(first_line=cst.TrailingWhitespace()))
+    return kept, inserted
