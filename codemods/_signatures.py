@@ -92,21 +92,27 @@ def plan_signature(
             break
     if first_bad is None:
         return params.with_changes(posonly_params=posonly, params=normal, kwonly_params=kwonly), ""
+    name = positional[first_bad].name.value
     if first_bad < len(posonly):
-        return None, "a positional-only parameter would follow one with a default"
+        return None, f"positional-only `{name}` would lose its default after an optional parameter"
     if isinstance(params.star_arg, cst.Param):
-        return None, "a parameter would lose its default before `*args`; reorder it by hand"
+        return None, (
+            f"`{name}` would lose its default after an optional parameter, before `*args`; "
+            "reorder it by hand"
+        )
     if function.name == "__call__":
         return (
             None,
-            "keyword-only parameters would be needed, and direct calls of instances cannot be checked",
+            f"`{name}` would have to become keyword-only, and direct calls of instances cannot be "
+            "checked",
         )
     offset = 1 if function.class_qualname else 0
     for path, site in index.direct_calls((function.module, function.qualname)):
         if site.star or site.positional + offset > first_bad:
+            how = "with `*`/`**` arguments" if site.star else "passing it by position"
             return None, (
-                "a parameter would lose its default after an optional one, and "
-                f"{path}:{site.line} calls `{function.name}` with positional arguments"
+                f"`{name}` would lose its default after an optional parameter, and "
+                f"{path}:{site.line} calls `{function.name}` {how}"
             )
     split = first_bad - len(posonly)
     moved = normal[split:]
@@ -132,6 +138,17 @@ def plan_signature(
         ),
         "",
     )
+
+
+def out_of_order(params: cst.Parameters, replaced: dict[int, cst.Param]) -> Optional[int]:
+    """The `id` of the first positional parameter left without a default after one with a default."""
+    seen_default = False
+    for param in (*params.posonly_params, *params.params):
+        if replaced.get(id(param), param).default is not None:
+            seen_default = True
+        elif seen_default:
+            return id(param)
+    return None
 
 
 def _split_separator(

@@ -58,6 +58,7 @@ from codemods._signatures import (
     annotated_name,
     annotated_subscript,
     annotated_unsupported,
+    out_of_order,
     plan_signature,
 )
 from depfix.config import Settings
@@ -358,19 +359,21 @@ class AnnotateParameters(FileRule):
         convertible = {key: c for key, c in conversions.items() if c.new is not None}
         safe = {key: c for key, c in convertible.items() if not c.unsafe_reason}
         # Safe conversions form one edit; unsafe ones a larger edit that also contains them, which
-        # only applies with --unsafe (on the next pass, once the safe edit is in).
+        # only applies with --unsafe (on the next pass, once the safe edit is in). A parameter that
+        # cannot be converted in a plan is left as it is and the rest of its signature converted.
         plans = {"safe": self.plan_signature(params, safe, function)}
         if len(safe) < len(convertible):
             plans["unsafe"] = self.plan_signature(params, convertible, function)
-        for conversion in conversions.values():
+        for key, conversion in conversions.items():
             message = (
                 f"parameter `{conversion.original.name.value}` uses `{conversion.marker}(...)` as its "
                 "default; declare it with `Annotated`"
             )
             grade = "unsafe" if conversion.unsafe_reason else "safe"
-            new_params, order_problem = plans[grade] if conversion.new is not None else (None, "")
-            if new_params is None:
-                self.report(conversion.original, message, reason=conversion.reason or order_problem)
+            new_params, left_out = plans[grade]
+            if conversion.new is None or key in left_out or new_params is None:
+                reason = conversion.reason or left_out.get(key, "")
+                self.report(conversion.original, message, reason=reason)
                 continue
             included = safe if grade == "safe" else convertible
             self.report(
@@ -380,12 +383,57 @@ class AnnotateParameters(FileRule):
                 replacement=new_params,
                 safety=UNSAFE if grade == "unsafe" else SAFE,
                 reason=conversion.unsafe_reason,
-                imports=tuple(sorted({i for c in included.values() for i in c.imports})),
+                imports=tuple(
+                    sorted({i for k, c in included.items() if k not in left_out for i in c.imports})
+                ),
             )
 
     def plan_signature(
-        self, params: cst.Parameters, done: dict[int, Conversion], function: FunctionFact
-    ) -> tuple[Optional[cst.Parameters], str]:
-        """The new parameter list, with `*` inserted where order demands it, or why not."""
-        replaced = {key: c.new for key, c in done.items() if c.new is not None}
-        return plan_signature(self.index, params, replaced, function)
+        self, params: cst.Parameters, chosen: dict[int, Conversion], function: FunctionFact
+    ) -> tuple[Optional[cst.Parameters], dict[int, str]]:
+        """The new parameter list for as many of `chosen` as can be converted, and why not the others.
+
+        A parameter that would lose its default is left as it is when a direct call of the function
+        leaves it out (the call would fail), and when it would have to follow an optional positional
+        parameter where `*` cannot go; each one left as it is keeps its default, so the parameters
+        after it are planned again.
+        """
+        left_out: dict[int, str] = {}
+        for key, conversion in chosen.items():
+            if conversion.new is not None and conversion.new.default is None:
+                problem = self.left_out_by_caller(conversion.original, function)
+                if problem:
+                    left_out[key] = problem
+        while True:
+            replaced = {
+                key: c.new for key, c in chosen.items() if c.new is not None and key not in left_out
+            }
+            if not replaced:
+                return None, left_out
+            new_params, problem = plan_signature(self.index, params, replaced, function)
+            if new_params is not None:
+                return new_params, left_out
+            blocking = out_of_order(params, replaced)
+            if blocking is None or blocking not in replaced:  # not an order problem of ours
+                return None, {**{key: problem for key in replaced}, **left_out}
+            left_out[blocking] = problem
+
+    def left_out_by_caller(self, param: cst.Param, function: FunctionFact) -> str:
+        """Why a parameter must keep its default: a direct call that may not pass it, or ""."""
+        name = param.name.value
+        positional = [p.name for p in function.params if p.kind in ("posonly", "normal")]
+        position = positional.index(name) if name in positional else None
+        offset = 1 if function.class_qualname else 0
+        for path, site in self.index.direct_calls((function.module, function.qualname)):
+            if site.star:
+                return (
+                    f"`{name}` would lose its default, and {path}:{site.line} calls "
+                    f"`{function.name}` with `*`/`**` arguments that may leave it out"
+                )
+            by_position = position is not None and position < site.positional + offset
+            if not by_position and name not in site.keywords:
+                return (
+                    f"`{name}` would lose its default, and {path}:{site.line} calls "
+                    f"`{function.name}` without it"
+                )
+        return ""

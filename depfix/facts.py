@@ -47,12 +47,16 @@ Position = tuple[int, int]
 
 @dataclass(frozen=True, order=True)
 class CallSite:
-    """A direct call: where, and how many arguments it passes by position (`*args` counts as many)."""
+    """A direct call: where, how many arguments it passes by position, which by keyword.
+
+    `star`: it passes `*args` or `**kwargs` (so it may pass any parameter, or none).
+    """
 
     line: int
     column: int
     positional: int
     star: bool = False
+    keywords: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -360,7 +364,8 @@ class _Extractor(ast.NodeVisitor):
             line, column = self.start(node)
             star = any(isinstance(arg, ast.Starred) for arg in node.args)
             star = star or any(keyword.arg is None for keyword in node.keywords)
-            site = CallSite(line, column, len(node.args), star)
+            keywords = tuple(keyword.arg for keyword in node.keywords if keyword.arg is not None)
+            site = CallSite(line, column, len(node.args), star, keywords)
             self.facts.calls.setdefault(func.qname, []).append(site)
 
     # ---- imports ----------------------------------------------------------------------------
