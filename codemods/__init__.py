@@ -53,6 +53,11 @@ RUN_ORDER: tuple[tuple[str, str], ...] = (
         "DF003 edits `except` handlers around `yield`, independent of the signature rules.",
     ),
     (
+        "ignored_annotated_metadata",
+        "DF017 only reports; it reads the same parameters as DF006 and stands before it, whose fix "
+        "it warns about.",
+    ),
+    (
         "annotate_parameters",
         "DF006 rewrites whole signatures; it runs after the rules that edit single markers inside "
         "them, whose edits it then carries into `Annotated` on the next pass.",

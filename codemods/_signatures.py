@@ -120,9 +120,12 @@ def plan_signature(
     slash = params.posonly_ind
     star = params.star_arg
     if not isinstance(star, cst.ParamStar):
-        before, star_comma = _split_separator(
-            normal[-1].comma if normal else slash.comma if isinstance(slash, cst.ParamSlash) else None
-        )
+        previous: Union[cst.Comma, cst.MaybeSentinel, None] = None
+        if normal:
+            previous = normal[-1].comma
+        elif isinstance(slash, cst.ParamSlash):
+            previous = slash.comma
+        before, star_comma = _split_separator(previous)
         if normal:
             normal[-1] = normal[-1].with_changes(comma=before)
         elif isinstance(slash, cst.ParamSlash):

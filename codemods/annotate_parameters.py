@@ -36,14 +36,29 @@ are kept. An unannotated dependency parameter takes its type from the provider's
 
 Each signature is planned as one edit. A parameter that loses its default after an optional positional
 one would not compile, so `*` is inserted before it (FastAPI passes every argument by keyword) unless
-the project calls the function with that many positional arguments; then the site is reported instead.
+the project calls the function with that many positional arguments. The inserted `*,` line takes no
+comment: a comment trailing the parameter before it stays there, comment lines move below it. A
+parameter that cannot lose its default (a direct call leaves it out or passes it by position where
+`*` would have to go) keeps it and is reported; the rest of the signature is still converted, so
+`skip: Annotated[int, Query()] = 0` next to an unchanged `db: Session = Depends(get_db)`.
 `Annotated` is taken from an existing import when there is one, else imported from `typing`
 (`typing_extensions` for Python 3.8), in isort's position.
 
+With `Query`, `Path`, `Header`, `Cookie`, `Body`, `Form` or `File` as the default, FastAPI ignores
+what an `Annotated` annotation carries besides its type; in `Annotated[QueryStr, Query()]` Python
+flattens the alias and FastAPI applies all of it. So the annotation is followed (through aliases,
+`typing_extensions`, type alias statements, string annotations, across files) and the fix is graded
+by what it finds: metadata such as `StringConstraints`, `Field` or pydantic's `PositiveInt` makes it
+unsafe, the reason naming what FastAPI will start applying (DF017 reports the metadata as ignored);
+literals and `Doc(...)` change nothing; a name depfix cannot follow (a third-party module) makes it
+unsafe too. For `Depends(f)`/`Security(f)` the annotation's metadata is never applied, either way.
+
 Fix safety: safe; unsafe when a type must be imported from a module of the project (a new import can
-close an import cycle). Reported without fix, with the reason: a marker call the rule does not fully
-understand (`*args`, several positional arguments, a comment on the moved default), an unannotated
-parameter whose type is unknown, an `Annotated` name that is taken, a signature that cannot be reordered.
+close an import cycle) and when FastAPI would start applying metadata, as above. Reported without fix,
+with the reason: a marker call the rule does not fully understand (`*args`, several positional
+arguments, a comment on the moved default), an unannotated parameter whose type is unknown, an
+`Annotated` name that is taken, an annotation (or alias) that already holds a FastAPI marker, a type
+alias statement FastAPI unwraps for `Depends()`, a parameter that cannot lose its default.
 """
 
 from __future__ import annotations
@@ -53,6 +68,7 @@ from typing import Optional, Union
 
 import libcst as cst
 
+from codemods._annotated_metadata import annotation_metadata, describe
 from codemods._signatures import (
     AnnotatedName,
     annotated_name,
@@ -119,6 +135,15 @@ def _without(call: cst.Call, removed: cst.Arg) -> cst.Call:
     if position == len(args) or (isinstance(comma, cst.Comma) and has_comment(comma)):
         args[position - 1] = args[position - 1].with_changes(comma=comma)
     return call.with_changes(args=args)
+
+
+def _has_dependency(call: cst.Call) -> bool:
+    """Whether a `Depends`/`Security` call names its dependency (else FastAPI uses the annotation)."""
+    return any(
+        (arg.keyword is None and arg.star == "")
+        or (arg.keyword is not None and arg.keyword.value == "dependency")
+        for arg in call.args
+    )
 
 
 def _is_ellipsis(node: cst.BaseExpression) -> bool:
@@ -290,6 +315,13 @@ class AnnotateParameters(FileRule):
                         annotated.expression, annotation.annotation, marker_call
                     )
                 )
+        if annotation is not None:
+            problem, unsafe = self.metadata_effect(short, call, annotation.annotation)
+            if problem:
+                conversion.reason = problem
+                return conversion
+            if unsafe:
+                conversion.unsafe_reason = unsafe
         if new_default is None:
             conversion.new = param.with_changes(
                 annotation=new_annotation, default=None, equal=cst.MaybeSentinel.DEFAULT
@@ -297,6 +329,56 @@ class AnnotateParameters(FileRule):
         else:
             conversion.new = param.with_changes(annotation=new_annotation, default=new_default)
         return conversion
+
+    def metadata_effect(
+        self, marker: str, call: cst.Call, annotation: cst.BaseExpression
+    ) -> tuple[str, str]:
+        """Why the conversion is impossible, or else why it is unsafe, from what the annotation carries.
+
+        With the marker as the default FastAPI reads only the type of an `Annotated` annotation; in
+        `Annotated[T, marker]` it applies everything `T` carries (see `codemods._annotated_metadata`).
+        """
+        found = annotation_metadata(self, annotation)
+        if found.markers:
+            item = found.markers[-1]
+            if not item.alias:
+                return "its `Annotated` already holds a FastAPI marker", ""
+            return f"its alias `{item.alias}` already holds a FastAPI marker, `{item.text}`", ""
+        if marker in ("Depends", "Security"):
+            if _has_dependency(call):
+                return (
+                    "",
+                    "",
+                )  # what the annotation carries is never applied to a dependency's value
+            if found.statement:
+                return (
+                    f"`{found.statement}` is a type alias statement: FastAPI unwraps it for "
+                    f"`{marker}()` today, inside `Annotated` `{marker}()` would get the alias itself, "
+                    "which cannot be called"
+                ), ""
+            if found.unknown:
+                return "", (
+                    f"`{marker}()` calls what its annotation names, and depfix cannot tell whether "
+                    f"that is a type alias statement, which `Annotated` would not unwrap: {found.unknown}"
+                )
+            return "", ""
+        if found.applied:
+            return "", (
+                f"inside `Annotated` FastAPI starts applying {describe(found.applied)}, which it "
+                f"ignores while `{marker}(...)` is the default: validation and the OpenAPI schema "
+                "change (DF017)"
+            )
+        if found.unknown:
+            return "", (
+                "depfix cannot tell whether the annotation carries metadata that FastAPI ignores "
+                f"today and would apply inside `Annotated`: {found.unknown}"
+            )
+        if found.statement:
+            return "", (
+                f"`{found.statement}` is a type alias statement: FastAPI unwraps it today, inside "
+                "`Annotated` pydantic reads the alias (the OpenAPI schema may name it)"
+            )
+        return "", ""
 
     def string_annotation(
         self,

@@ -27,6 +27,7 @@ TYPE_CHECKING_NAMES = frozenset(
     {"TYPE_CHECKING", "typing.TYPE_CHECKING", "typing_extensions.TYPE_CHECKING"}
 )
 ANNOTATED_NAMES = frozenset({"typing.Annotated", "typing_extensions.Annotated"})
+TYPE_ALIAS_TYPES = frozenset({"typing.TypeAliasType", "typing_extensions.TypeAliasType"})
 DEPENDENCIES_KEYWORD = "dependencies"
 GENERATOR_TYPES = frozenset(
     f"{module}.{name}"
@@ -157,6 +158,32 @@ class OverrideFact:
     line: int
 
 
+@dataclass(frozen=True)
+class MetadataFact:
+    """An element after the type in `Annotated[T, ...]`: its code, and what it calls or names."""
+
+    text: str
+    value: Optional[Value]  # the callee of a call, the value of a name; None for a literal
+
+
+@dataclass(frozen=True)
+class TypeAliasFact:
+    """A module-level name bound to a type expression: `QueryStr = Annotated[str, ...]`.
+
+    kind: "annotated" (`Annotated[base, *metadata]`, nested `Annotated` flattened as Python does),
+    "subscript" (`base[...]` of another origin), "union" (`X | Y`, `None`), or "name" (a type alias
+    statement naming `base`). `statement`: `type X = ...` or `TypeAliasType(...)`, which FastAPI
+    unwraps when it is a parameter's whole annotation, while `Annotated[X, ...]` keeps it whole.
+    """
+
+    line: int
+    kind: str
+    base: Optional[Value]
+    """annotated: the type when it is a name (perhaps an alias itself); subscript: the origin."""
+    metadata: tuple[MetadataFact, ...] = ()
+    statement: bool = False
+
+
 @dataclass
 class FileFacts:
     path: str
@@ -173,6 +200,7 @@ class FileFacts:
     overrides: list[OverrideFact] = field(default_factory=list)
     calls: dict[str, list[CallSite]] = field(default_factory=dict)
     all_names: Optional[tuple[str, ...]] = None
+    type_aliases: dict[str, TypeAliasFact] = field(default_factory=dict)
 
 
 def parse_source(path: str, data: bytes) -> tuple[str, ast.Module]:
@@ -610,12 +638,74 @@ class _Extractor(ast.NodeVisitor):
         self.scopes.pop()
 
     # ---- statements -------------------------------------------------------------------------
+    def type_alias(
+        self, node: ast.expr, line: int, statement: bool = False
+    ) -> Optional[TypeAliasFact]:
+        """What a module-level type alias's value is, as far as `Annotated` goes (see TypeAliasFact)."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            parsed = _parse_string_expression(node.value)
+            return self.type_alias(parsed, line, statement) if parsed is not None else None
+        if isinstance(node, ast.Call) and len(node.args) >= 2:
+            func = self.value(node.func)
+            if isinstance(func, Name) and func.qname in TYPE_ALIAS_TYPES:
+                return self.type_alias(node.args[1], line, statement=True)
+            return None
+        if isinstance(node, ast.Subscript):
+            origin = self.value(node.value)
+            elements = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            if not (isinstance(origin, Name) and origin.qname in ANNOTATED_NAMES):
+                return TypeAliasFact(line, "subscript", origin, (), statement)
+            if len(elements) < 2:
+                return None
+            metadata = tuple(self.metadata_fact(element) for element in elements[1:])
+            nested = (
+                self.type_alias(elements[0], line)
+                if isinstance(elements[0], ast.Subscript)
+                else None
+            )
+            if nested is not None and nested.kind == "annotated":  # Annotated[Annotated[T, a], b]
+                return TypeAliasFact(
+                    line, "annotated", nested.base, nested.metadata + metadata, statement
+                )
+            first = elements[0]
+            base = self.value(first) if isinstance(first, (ast.Name, ast.Attribute)) else None
+            return TypeAliasFact(line, "annotated", base, metadata, statement)
+        if (isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr)) or (
+            isinstance(node, ast.Constant) and node.value is None
+        ):
+            return TypeAliasFact(line, "union", None, (), statement)
+        if statement and isinstance(node, (ast.Name, ast.Attribute)):
+            return TypeAliasFact(line, "name", self.value(node), (), statement)
+        return None
+
+    def metadata_fact(self, node: ast.expr) -> MetadataFact:
+        text = ast.get_source_segment(self.text, node)
+        if text is None or "\n" in text or "#" in text:
+            text = ast.unparse(node)
+        if isinstance(node, ast.Constant):
+            return MetadataFact(text, None)
+        callee = node.func if isinstance(node, ast.Call) else node
+        return MetadataFact(text, self.value(callee))
+
+    def record_type_alias(
+        self, name: str, node: ast.expr, line: int, statement: bool = False
+    ) -> None:
+        if self.scopes[-1].kind != "module":
+            return
+        fact = self.type_alias(node, line, statement)
+        if fact is not None:
+            self.facts.type_aliases[name] = fact
+        else:
+            self.facts.type_aliases.pop(name, None)
+
     def visit_Assign(self, node: ast.Assign) -> None:
         if not self.annotated_alias(node):
             self.visit(node.value)
         value = self.value(node.value)
         for target in node.targets:
             self.assign_target(target, value)
+        if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            self.record_type_alias(node.targets[0].id, node.value, node.lineno)
         if (
             self.scopes[-1].kind == "module"
             and len(node.targets) == 1
@@ -654,10 +744,17 @@ class _Extractor(ast.NodeVisitor):
         if isinstance(node.target, ast.Name):
             if node.value is not None:
                 self.bind(node.target.id, self.value(node.value))
+                self.record_type_alias(node.target.id, node.value, node.lineno)
             elif self.scopes[-1].kind == "function":
                 self.bind(node.target.id, Call(self.value(node.annotation)))
         else:
             self.visit(node.target)
+
+    def visit_TypeAlias(self, node: Any) -> None:  # `type X = ...`: `ast.TypeAlias`, Python 3.12+
+        self.generic_visit(node)
+        if isinstance(node.name, ast.Name):
+            self.bind(node.name.id, UNKNOWN)
+            self.record_type_alias(node.name.id, node.value, node.lineno, statement=True)
 
     def visit_If(self, node: ast.If) -> None:
         self.visit(node.test)

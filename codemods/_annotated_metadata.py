@@ -1,0 +1,296 @@
+"""What an `Annotated` annotation carries besides its type, through aliases and across files (DF006, DF017).
+
+With a marker as the default (`q: QueryStr = Query(None)`) FastAPI reads only the type of an
+`Annotated` annotation: its other elements (`StringConstraints`, `Field`, `annotated_types.MinLen`, a
+validator) are ignored. In `Annotated[QueryStr, Query()]` Python flattens the alias and FastAPI merges
+every element into the parameter, so validation and the OpenAPI schema change. A FastAPI marker in the
+annotation next to a marker default makes FastAPI fail at startup, except a `Depends` in the annotation
+next to a value marker (`Query`, `Body`...): then the `Depends` decides and the default is ignored.
+
+The annotation is followed through module-level aliases (`X = Annotated[...]`, `X = OtherAlias`,
+`TypeAliasType`/`type X = ...`, which FastAPI unwraps only when it is the whole annotation), string
+annotations and imports, across files through the index. A name the index cannot follow (a third-party
+module, a name bound to a call) is "unknown": whether it is an `Annotated` alias cannot be told.
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import libcst as cst
+
+from depfix.facts import FileFacts, MetadataFact, TypeAliasFact
+from depfix.imports import STDLIB, dotted
+from depfix.index import ALWAYS_EXTERNAL, Class, External, ProjectIndex, Resolved, qualified_name
+from depfix.rules import FileRule, source_of
+from depfix.values import Name, Value
+
+MARKER_MODULES = ("fastapi", "fastapi.params", "fastapi.param_functions")
+MARKER_NAMES = ("Depends", "Security", "Query", "Path", "Header", "Cookie", "Body", "Form", "File")
+MARKERS = {f"{module}.{name}": name for module in MARKER_MODULES for name in MARKER_NAMES}
+DEPENDENCY_MARKERS = frozenset({"Depends", "Security"})
+ANNOTATED_NAMES = frozenset({"typing.Annotated", "typing_extensions.Annotated"})
+INERT = frozenset({"typing.Doc", "typing_extensions.Doc", "annotated_doc.Doc"})
+"""Metadata neither FastAPI nor pydantic acts on (besides literals)."""
+PLAIN_PACKAGES = frozenset({"typing_extensions", "fastapi", "starlette"})
+"""Packages (besides the standard library) whose public names are no `Annotated` aliases."""
+UNREADABLE = frozenset(
+    {"typing.Annotated", "typing_extensions.Annotated", "typing.TypeAliasType"}
+    | {"typing_extensions.TypeAliasType"}
+)
+PYDANTIC_ALIASES = {
+    **{name: "Strict(strict=True)" for name in ("StrictBool", "StrictBytes", "StrictFloat")},
+    "StrictInt": "Strict(strict=True)",
+    "StrictStr": "Strict(strict=True)",
+    "PositiveInt": "Gt(gt=0)",
+    "PositiveFloat": "Gt(gt=0)",
+    "NegativeInt": "Lt(lt=0)",
+    "NegativeFloat": "Lt(lt=0)",
+    "NonNegativeInt": "Ge(ge=0)",
+    "NonNegativeFloat": "Ge(ge=0)",
+    "NonPositiveInt": "Le(le=0)",
+    "NonPositiveFloat": "Le(le=0)",
+    "FiniteFloat": "AllowInfNan(allow_inf_nan=False)",
+    "FilePath": "PathType(path_type='file')",
+    "DirectoryPath": "PathType(path_type='dir')",
+    "NewPath": "PathType(path_type='new')",
+    "SocketPath": "PathType(path_type='socket')",
+    "Base64Bytes": "EncodedBytes(encoder=Base64Encoder)",
+    "Base64Str": "EncodedStr(encoder=Base64Encoder)",
+    "Base64UrlBytes": "EncodedBytes(encoder=Base64UrlEncoder)",
+    "Base64UrlStr": "EncodedStr(encoder=Base64UrlEncoder)",
+    **{f"UUID{n}": f"UuidVersion(uuid_version={n})" for n in (1, 3, 4, 5, 6, 7, 8)},
+}
+"""pydantic 2's names that are `Annotated` aliases, with their metadata (pydantic 2.14)."""
+_MAX_DEPTH = 20
+_BUILTINS = frozenset(dir(builtins))
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """One element of an annotation besides its type."""
+
+    text: str
+    alias: str = ""  # the alias that carries it; "" when written in the parameter's annotation
+    marker: str = ""  # "Depends", "Query"...: a FastAPI marker
+    inert: bool = False  # a literal or `Doc(...)`: nothing applies it
+
+    def describe(self) -> str:
+        return f"`{self.text}` of `{self.alias}`" if self.alias else f"`{self.text}`"
+
+
+@dataclass
+class AnnotationMetadata:
+    """What a parameter's annotation carries besides its type, or why that cannot be told."""
+
+    metadata: list[Metadata] = field(default_factory=list)
+    unknown: str = ""
+    statement: str = ""  # a type alias statement FastAPI unwraps (`type X = ...`), by name
+
+    @property
+    def applied(self) -> list[Metadata]:
+        """What FastAPI applies in `Annotated` and ignores next to a marker default."""
+        return [item for item in self.metadata if not item.inert and not item.marker]
+
+    @property
+    def markers(self) -> list[Metadata]:
+        return [item for item in self.metadata if item.marker]
+
+
+def describe(items: list[Metadata]) -> str:
+    """`A`, `B` of `X` and `C`."""
+    texts = [item.describe() for item in items]
+    return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " and " + texts[-1]
+
+
+def annotation_metadata(rule: FileRule, annotation: cst.BaseExpression) -> AnnotationMetadata:
+    """What `annotation` (a parameter's) carries besides its type, as FastAPI sees it."""
+    result = AnnotationMetadata()
+    _Walker(rule.index, rule.context.facts, result).node(annotation, "", top=True, depth=0)
+    return result
+
+
+class _Walker:
+    def __init__(self, index: ProjectIndex, facts: FileFacts, result: AnnotationMetadata) -> None:
+        self.index = index
+        self.facts = facts
+        self.result = result
+
+    def unknown(self, reason: str) -> None:
+        if not self.result.unknown:
+            self.result.unknown = reason
+
+    # ---- the parameter's own annotation (libcst) ----------------------------------------------
+    def qualify(self, name: str) -> str:
+        head = name.split(".")[0]
+        facts = self.facts
+        if head in facts.bindings or head in facts.functions or head in facts.classes:
+            return f"{facts.module}.{name}"
+        return f"builtins.{name}"
+
+    def node(self, node: cst.BaseExpression, alias: str, top: bool, depth: int) -> None:
+        if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
+            inner = node.evaluated_value if isinstance(node, cst.SimpleString) else None
+            try:
+                parsed = cst.parse_expression(inner.strip()) if isinstance(inner, str) else None
+            except cst.ParserSyntaxError:
+                parsed = None
+            if parsed is None:
+                self.unknown("its string annotation cannot be read")
+                return
+            self.node(parsed, alias, top, depth)
+            return
+        if isinstance(node, cst.BinaryOperation) or (
+            isinstance(node, cst.Name) and node.value == "None"
+        ):
+            return
+        name = dotted(node.value) if isinstance(node, cst.Subscript) else dotted(node)
+        if name is None:
+            self.unknown(f"`{source_of(node)}` is not a type depfix can follow")
+            return
+        qname = self.qualify(name)
+        if isinstance(node, cst.Subscript):
+            if self.external_name(qname) in ANNOTATED_NAMES:
+                elements = list(node.slice)
+                first = elements[0].slice
+                if isinstance(first, cst.Index):
+                    self.node(first.value, alias, top=False, depth=depth + 1)
+                for element in elements[1:]:
+                    if isinstance(element.slice, cst.Index):
+                        self.inline_metadata(element.slice.value, alias)
+                return
+            self.origin(qname, depth)
+            return
+        self.qualified(qname, name, top, depth)
+
+    def external_name(self, qname: str) -> Optional[str]:
+        return qualified_name(self.index.resolve_qualified(qname))
+
+    def inline_metadata(self, node: cst.BaseExpression, alias: str) -> None:
+        text = " ".join(source_of(node).split())
+        if isinstance(node, (cst.SimpleString, cst.ConcatenatedString, cst.Integer, cst.Float)):
+            self.result.metadata.append(Metadata(text, alias, inert=True))
+            return
+        callee = dotted(node.func if isinstance(node, cst.Call) else node)
+        resolved = self.index.resolve_qualified(self.qualify(callee)) if callee else None
+        self.result.metadata.append(self.classify(text, alias, resolved))
+
+    @staticmethod
+    def classify(text: str, alias: str, resolved: Optional[Resolved]) -> Metadata:
+        qname = qualified_name(resolved) if resolved is not None else None
+        if qname in MARKERS:
+            return Metadata(text, alias, marker=MARKERS[qname])
+        return Metadata(text, alias, inert=qname in INERT)
+
+    # ---- names, across files (facts) -----------------------------------------------------------
+    def origin(self, qname: str, depth: int) -> None:
+        """`origin[...]` of another origin than `Annotated`: plain, unless the origin is an alias."""
+        found = self.lookup(qname, depth)
+        if isinstance(found, tuple):
+            facts, name, alias = found
+            self.alias(facts, name, alias, top=False, depth=depth + 1)
+
+    def qualified(self, qname: str, written: str, top: bool, depth: int) -> None:
+        found = self.lookup(qname, depth)
+        if isinstance(found, tuple):
+            facts, name, alias = found
+            self.alias(facts, name, alias, top, depth + 1)
+            return
+        if isinstance(found, str):
+            self.unknown(found)
+            return
+        if isinstance(found, Class):
+            return
+        if isinstance(found, External):
+            self.external(found.qname, written)
+            return
+        self.unknown(f"`{written}` is not a class or a type alias depfix can read")
+
+    def external(self, qname: str, written: str) -> None:
+        module, _, short = qname.rpartition(".")
+        root = qname.split(".")[0]
+        if (
+            root == "pydantic"
+            and short in PYDANTIC_ALIASES
+            and module in ("pydantic", "pydantic.types")
+        ):
+            self.result.metadata.append(Metadata(PYDANTIC_ALIASES[short], short))
+            return
+        if qname in UNREADABLE:
+            self.unknown(f"`{written}` cannot be read as a type")
+        elif module == "builtins":
+            if short not in _BUILTINS:
+                self.unknown(f"`{written}` is not bound at module level")
+        elif root not in STDLIB and root not in PLAIN_PACKAGES:
+            self.unknown(f"`{written}` comes from `{module}`, which depfix does not read")
+
+    def value(self, value: Optional[Value], top: bool, depth: int) -> None:
+        if value is None:
+            return
+        if not isinstance(value, Name):
+            self.unknown("an alias names a type depfix cannot follow")
+            return
+        self.qualified(value.qname, value.qname.rsplit(".", 1)[-1], top, depth)
+
+    def alias(
+        self, facts: FileFacts, name: str, alias: TypeAliasFact, top: bool, depth: int
+    ) -> None:
+        if alias.statement:
+            if (
+                not top
+            ):  # inside `Annotated[X, ...]` or `X[...]` it is a type: its metadata stays in it
+                return
+            self.result.statement = name
+        if alias.kind == "annotated":
+            self.value(alias.base, top=False, depth=depth)
+            for item in alias.metadata:
+                self.result.metadata.append(self.alias_metadata(item, name))
+        elif alias.kind == "subscript":
+            if isinstance(alias.base, Name):
+                self.origin(alias.base.qname, depth)
+        elif alias.kind == "name":
+            self.value(alias.base, top=False, depth=depth)
+
+    def alias_metadata(self, item: MetadataFact, alias: str) -> Metadata:
+        text = " ".join(item.text.split())
+        if item.value is None:
+            return Metadata(text, alias, inert=True)
+        return self.classify(text, alias, self.index.resolve(item.value))
+
+    def lookup(
+        self, qname: str, depth: int
+    ) -> Union[tuple[FileFacts, str, TypeAliasFact], Resolved, str]:
+        """A module-level alias (its module's facts, name, fact), what else the name is, or why not."""
+        if depth > _MAX_DEPTH:
+            return "its aliases nest too deep"
+        parts = qname.split(".")
+        if parts[0] in ALWAYS_EXTERNAL:
+            return External(qname)
+        for cut in range(len(parts) - 1, 0, -1):
+            module = ".".join(parts[:cut])
+            facts = self.index.modules.get(module)
+            if facts is None:
+                continue
+            rest = parts[cut:]
+            if len(rest) != 1:
+                return self.index.resolve_qualified(qname)
+            name = rest[0]
+            if name in facts.rebound:
+                return f"`{name}` is bound more than once or conditionally in `{facts.module}`"
+            if name in facts.type_aliases:
+                return facts, name, facts.type_aliases[name]
+            if name in facts.functions or name in facts.classes:
+                return self.index.resolve_qualified(qname)
+            bound = facts.bindings.get(name)
+            if isinstance(bound, Name):
+                return self.lookup(bound.qname, depth + 1)
+            if bound is not None:
+                return f"`{name}` in `{facts.module}` is not a type depfix can read"
+            for star in facts.star_imports:
+                source = self.index.modules.get(star)
+                if source is not None and (name in source.bindings or name in source.type_aliases):
+                    return self.lookup(f"{star}.{name}", depth + 1)
+            return f"`{facts.module}` binds no `{name}`"
+        return self.index.resolve_qualified(qname)

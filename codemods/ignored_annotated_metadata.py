@@ -1,0 +1,131 @@
+"""DF017 ignored-annotated-metadata: an `Annotated` type whose metadata FastAPI ignores, because the marker is the default.
+
+With `Query`, `Path`, `Header`, `Cookie`, `Body`, `Form` or `File` written as the default, FastAPI
+validates a parameter against the type inside an `Annotated` annotation only: the constraints and
+validators next to it (`StringConstraints`, `Field`, `annotated_types.MinLen`, pydantic's
+`PositiveInt`) are silently dropped. The endpoint accepts what the alias says it rejects, and the
+OpenAPI schema does not show the constraint. A FastAPI marker inside the annotation next to a marker
+default is worse: FastAPI refuses it at startup, or, for a `Depends` in the annotation and a value
+marker as the default, uses the `Depends` and ignores the default.
+
+Before:
+
+    QueryStr = Annotated[str, StringConstraints(pattern=r"^[a-z]+$", min_length=1)]
+
+    @router.get("/search")
+    def search(q: QueryStr = Query(None, alias="q")):
+        ...
+
+Fixed by hand (depfix offers no fix: applying the constraint changes which requests are answered).
+
+After:
+
+    @router.get("/search")
+    def search(q: Annotated[QueryStr, Query(alias="q")] = None):
+        ...
+
+The annotation is followed through module-level aliases (`X = Annotated[...]`, `X = OtherAlias`,
+nested `Annotated`, `TypeAliasType` and `type X = ...`), `typing` and `typing_extensions`, string
+annotations and imports, across files. Literals and `Doc(...)` count as no metadata; metadata inside
+another type (`Optional[QueryStr]`) is applied either way and is not reported, nor is metadata on a
+`Depends`/`Security` parameter (FastAPI never validates a dependency's value). A name depfix cannot
+follow (a third-party module, a name bound to a call) is not reported; DF006 then grades its fix
+unsafe instead of guessing.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from codemods._annotated_metadata import (
+    DEPENDENCY_MARKERS,
+    MARKERS,
+    annotation_metadata,
+    describe,
+)
+from depfix.facts import FileFacts
+from depfix.index import ProjectIndex, qualified_name
+from depfix.rules import FileRule, register
+
+
+@register
+class IgnoredAnnotatedMetadata(FileRule):
+    CODE = "DF017"
+    NAME = "ignored-annotated-metadata"
+    SUMMARY = "`q: QueryStr = Query(None)`: with a marker as the default FastAPI ignores `Annotated` metadata"
+    FIX = "none"
+    NEEDLES = (
+        b"Depends",
+        b"Security",
+        b"Query",
+        b"Path",
+        b"Header",
+        b"Cookie",
+        b"Body",
+        b"Form",
+        b"File",
+    )
+    FASTAPI_ONLY = True
+
+    @classmethod
+    def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
+        return any(
+            param.default_call is not None and param.annotation is not None
+            for function in facts.functions.values()
+            for param in function.params
+        )
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        function = self.index.function_at(self.context.path, self.span(node).line)
+        if (
+            function is None
+            or self.index.fastapi_role((function.module, function.qualname)) is None
+        ):
+            return
+        params = node.params
+        for param in (*params.posonly_params, *params.params, *params.kwonly_params):
+            marker = self.marker(param)
+            if marker is None or param.annotation is None:
+                continue
+            self.check(param, marker, param.annotation.annotation)
+
+    def marker(self, param: cst.Param) -> Optional[str]:
+        call = param.default
+        if not isinstance(call, cst.Call):
+            return None
+        return MARKERS.get(qualified_name(self.resolve_expression(call.func)) or "")
+
+    def check(self, param: cst.Param, marker: str, annotation: cst.BaseExpression) -> None:
+        found = annotation_metadata(self, annotation)
+        name = param.name.value
+        if found.markers:
+            inner = found.markers[-1]
+            where = f"`{inner.alias}` holds" if inner.alias else "its annotation holds"
+            if inner.marker in DEPENDENCY_MARKERS and marker not in DEPENDENCY_MARKERS:
+                self.report(
+                    param,
+                    f"FastAPI ignores the `{marker}(...)` default of parameter `{name}`: {where} "
+                    f"`{inner.text}`, which decides its value",
+                    reason="keep one of the two; which one is meant is for you to say",
+                )
+                return
+            self.report(
+                param,
+                f"FastAPI fails at startup on parameter `{name}`: {where} `{inner.text}` and "
+                f"its default is `{marker}(...)` as well",
+                reason="keep one of the two; which one is meant is for you to say",
+            )
+            return
+        if marker in DEPENDENCY_MARKERS or not found.applied:
+            return
+        self.report(
+            param,
+            f"FastAPI ignores {describe(found.applied)} on parameter `{name}`: with `{marker}(...)` "
+            "as its default only the type inside `Annotated` is validated",
+            reason=(
+                "applying it changes which requests are accepted or the OpenAPI schema; declare the "
+                "parameter with `Annotated` to apply it (DF006's unsafe fix), or drop the metadata"
+            ),
+        )

@@ -1,0 +1,179 @@
+"""DF006 and DF017 on a running app: the safe fix keeps every answer and the OpenAPI schema; the unsafe
+fix changes exactly what its reason announces (FastAPI starts applying the aliases' metadata)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from depfix.cli import main
+
+pytest.importorskip("httpx2")
+from fastapi.testclient import TestClient
+
+ALIASES = textwrap.dedent(
+    """
+    from typing import Annotated, Optional
+
+    from pydantic import StringConstraints
+    from typing_extensions import Doc
+
+    QueryStr = Annotated[str, StringConstraints(pattern=r"^[a-z]+$", min_length=1)]
+    MaybeQueryStr = Optional[QueryStr]
+    DocStr = Annotated[str, Doc("free text")]
+    """
+)
+
+SERVICE = textwrap.dedent(
+    """
+    from fastapi import Depends, FastAPI, Query
+    from pydantic import PositiveInt
+
+    from depfix_df017_aliases import DocStr, MaybeQueryStr, QueryStr
+
+    app = FastAPI()
+
+
+    def get_db():
+        yield "db"
+
+
+    def get_user():
+        return "alice"
+
+
+    def paginate(skip: int = Query(0), limit: int = Query(10), db: str = Depends(get_db)):
+        return {"skip": skip, "limit": limit, "db": db}
+
+
+    def first_page():
+        return paginate(0, 5, "session")
+
+
+    @app.get("/search")
+    def search(q: QueryStr = Query(None, alias="q")):
+        return {"q": q}
+
+
+    @app.get("/limit")
+    def limited(limit: PositiveInt = Query(10)):
+        return {"limit": limit}
+
+
+    @app.get("/plain")
+    def plain(
+        maybe: MaybeQueryStr = Query(None),
+        doc: DocStr = Query(None),
+        user: QueryStr = Depends(get_user),
+    ):
+        return {"maybe": maybe, "doc": doc, "user": user}
+
+
+    @app.get("/page")
+    def page(page: dict = Depends(paginate)):
+        return page
+    """
+)
+
+REQUESTS = [
+    "/search?q=abc",
+    "/search?q=",
+    "/search?q=%C3%A9t%C3%A9",
+    "/search",
+    "/limit?limit=3",
+    "/limit?limit=-1",
+    "/limit",
+    "/plain?maybe=abc&doc=X",
+    "/plain?maybe=A1",
+    "/page?skip=2&limit=3",
+    "/page",
+]
+CHANGED_BY_UNSAFE = {"/search?q=", "/search?q=%C3%A9t%C3%A9", "/limit?limit=-1"}
+
+
+def _load(path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _behaviour(module: Any) -> tuple[dict[str, tuple[int, str]], dict[str, Any], object]:
+    with TestClient(module.app) as client:
+        answers = {url: (r.status_code, r.text) for url in REQUESTS for r in [client.get(url)]}
+    schema = json.loads(json.dumps(module.app.openapi(), sort_keys=True))
+    return answers, schema, module.first_page()
+
+
+def _parameters(schema: dict[str, Any], path: str) -> list[Any]:
+    parameters: list[Any] = schema["paths"][path]["get"]["parameters"]
+    return parameters
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "depfix_df017_aliases.py").write_text(ALIASES)
+    (tmp_path / "service.py").write_text(SERVICE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_the_reports_name_the_ignored_metadata(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["check", ".", "--select", "DF006,DF017", "--quiet", "--no-cache"])
+    report = capsys.readouterr().out
+    search = [line for line in report.splitlines() if "parameter `q`" in line]
+    assert len(search) == 2
+    assert all(
+        'StringConstraints(pattern=r"^[a-z]+$", min_length=1)` of `QueryStr`' in line
+        for line in search
+    )
+    assert "unsafe fix" in search[0] and "DF017" in search[1]
+    assert any(
+        "`Gt(gt=0)` of `PositiveInt`" in line and "DF017" in line for line in report.splitlines()
+    )
+    assert not any(
+        "DF017" in line and ("`maybe`" in line or "`doc`" in line or "`user`" in line)
+        for line in report.splitlines()
+    )
+
+
+def test_the_safe_fix_keeps_behaviour_and_the_unsafe_one_changes_what_it_announces(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = project / "service.py"
+    before = _behaviour(_load(service, "depfix_df017_before", monkeypatch))
+    assert before[0]["/search?q="][0] == 200 and before[0]["/limit?limit=-1"][0] == 200
+
+    assert main(["apply", ".", "--select", "DF006", "--quiet", "--no-cache"]) == 1
+    text = service.read_text()
+    assert 'def search(q: QueryStr = Query(None, alias="q"))' in text  # unsafe: left
+    assert "skip: Annotated[int, Query()] = 0" in text and "db: str = Depends(get_db)" in text
+    assert "maybe: Annotated[MaybeQueryStr, Query()] = None" in text
+    assert _behaviour(_load(service, "depfix_df017_safe", monkeypatch)) == before
+
+    assert main(["apply", ".", "--select", "DF006", "--unsafe", "--quiet", "--no-cache"]) == 1
+    assert 'q: Annotated[QueryStr, Query(alias="q")] = None' in service.read_text()
+    answers, schema, first = _behaviour(_load(service, "depfix_df017_unsafe", monkeypatch))
+    assert first == before[2]
+    changed = {url for url in REQUESTS if answers[url] != before[0][url]}
+    assert changed == CHANGED_BY_UNSAFE
+    assert all(answers[url][0] == 422 for url in changed)
+    # the schema gains exactly the announced constraints
+    q = _parameters(schema, "/search")[0]["schema"]
+    assert (q.get("pattern"), q.get("minLength")) == ("^[a-z]+$", 1)
+    assert _parameters(schema, "/limit")[0]["schema"].get("exclusiveMinimum") == 0
+    for path in ("/search", "/limit"):
+        del schema["paths"][path], before[1]["paths"][path]
+    assert schema == before[1]
