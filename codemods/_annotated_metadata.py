@@ -1,16 +1,18 @@
-"""What an `Annotated` annotation carries besides its type, through aliases and across files (DF006, DF017).
+"""What an `Annotated` annotation carries besides its type, across aliases and files (DF006, DF017).
 
 With a marker as the default (`q: QueryStr = Query(None)`) FastAPI reads only the type of an
-`Annotated` annotation: its other elements (`StringConstraints`, `Field`, `annotated_types.MinLen`, a
-validator) are ignored. In `Annotated[QueryStr, Query()]` Python flattens the alias and FastAPI merges
-every element into the parameter, so validation and the OpenAPI schema change. A FastAPI marker in the
-annotation next to a marker default makes FastAPI fail at startup, except a `Depends` in the annotation
-next to a value marker (`Query`, `Body`...): then the `Depends` decides and the default is ignored.
+`Annotated` annotation: its other elements (`StringConstraints`, `Field`, `annotated_types.MinLen`,
+a validator) are ignored. In `Annotated[QueryStr, Query()]` Python flattens the alias and FastAPI
+merges every element into the parameter, so validation and the OpenAPI schema change. A FastAPI
+marker in the annotation next to a marker default makes FastAPI fail at startup, except a `Depends`
+in the annotation next to a value marker (`Query`, `Body`...): then the `Depends` decides and the
+default is ignored.
 
 The annotation is followed through module-level aliases (`X = Annotated[...]`, `X = OtherAlias`,
 `TypeAliasType`/`type X = ...`, which FastAPI unwraps only when it is the whole annotation), string
-annotations and imports, across files through the index. A name the index cannot follow (a third-party
-module, a name bound to a call) is "unknown": whether it is an `Annotated` alias cannot be told.
+annotations and imports, across files through the index. A name the index cannot follow (a
+third-party module, a name bound to a call) is "unknown": whether it is an `Annotated` alias cannot
+be told.
 """
 
 from __future__ import annotations
@@ -186,7 +188,7 @@ class _Walker:
 
     # ---- names, across files (facts) -----------------------------------------------------------
     def origin(self, qname: str, depth: int) -> None:
-        """`origin[...]` of another origin than `Annotated`: plain, unless the origin is an alias."""
+        """`origin[...]` for an origin other than `Annotated`: plain, unless it is an alias."""
         found = self.lookup(qname, depth)
         if isinstance(found, tuple):
             facts, name, alias = found
@@ -262,7 +264,7 @@ class _Walker:
     def lookup(
         self, qname: str, depth: int
     ) -> Union[tuple[FileFacts, str, TypeAliasFact], Resolved, str]:
-        """A module-level alias (its module's facts, name, fact), what else the name is, or why not."""
+        """A module-level alias (its module's facts, name and fact), what else it is, or why not."""
         if depth > _MAX_DEPTH:
             return "its aliases nest too deep"
         parts = qname.split(".")
@@ -287,7 +289,10 @@ class _Walker:
             if isinstance(bound, Name):
                 return self.lookup(bound.qname, depth + 1)
             if bound is not None:
-                return f"`{name}` in `{facts.module}` is not a type depfix can read"
+                return (
+                    f"`{name}` in `{facts.module}` is bound to an expression depfix cannot read "
+                    "as a type"
+                )
             for star in facts.star_imports:
                 source = self.index.modules.get(star)
                 if source is not None and (name in source.bindings or name in source.type_aliases):

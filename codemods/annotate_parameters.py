@@ -376,7 +376,7 @@ class AnnotateParameters(FileRule):
         if found.statement:
             return "", (
                 f"`{found.statement}` is a type alias statement: FastAPI unwraps it today, inside "
-                "`Annotated` pydantic reads the alias (the OpenAPI schema may name it)"
+                "`Annotated` pydantic keeps it and the OpenAPI schema refers to it by name"
             )
         return "", ""
 

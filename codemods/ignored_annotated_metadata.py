@@ -1,4 +1,4 @@
-"""DF017 ignored-annotated-metadata: an `Annotated` type whose metadata FastAPI ignores, because the marker is the default.
+"""DF017 ignored-annotated-metadata: `Annotated` metadata FastAPI ignores next to a marker default.
 
 With `Query`, `Path`, `Header`, `Cookie`, `Body`, `Form` or `File` written as the default, FastAPI
 validates a parameter against the type inside an `Annotated` annotation only: the constraints and
@@ -54,7 +54,10 @@ from depfix.rules import FileRule, register
 class IgnoredAnnotatedMetadata(FileRule):
     CODE = "DF017"
     NAME = "ignored-annotated-metadata"
-    SUMMARY = "`q: QueryStr = Query(None)`: with a marker as the default FastAPI ignores `Annotated` metadata"
+    SUMMARY = (
+        "`q: QueryStr = Query(None)`: with a marker as the default FastAPI ignores `Annotated` "
+        "metadata"
+    )
     FIX = "none"
     NEEDLES = (
         b"Depends",
@@ -122,10 +125,11 @@ class IgnoredAnnotatedMetadata(FileRule):
             return
         self.report(
             param,
-            f"FastAPI ignores {describe(found.applied)} on parameter `{name}`: with `{marker}(...)` "
-            "as its default only the type inside `Annotated` is validated",
+            f"FastAPI ignores {describe(found.applied)} on parameter `{name}`: with "
+            f"`{marker}(...)` as its default only the type inside `Annotated` is validated",
             reason=(
-                "applying it changes which requests are accepted or the OpenAPI schema; declare the "
-                "parameter with `Annotated` to apply it (DF006's unsafe fix), or drop the metadata"
+                "applying it changes which requests are accepted or the OpenAPI schema; "
+                "declare the parameter with `Annotated` to apply it (DF006's unsafe fix), or "
+                "drop the metadata"
             ),
         )
