@@ -17,6 +17,7 @@ be told.
 
 from __future__ import annotations
 
+import ast
 import builtins
 from dataclasses import dataclass, field
 from typing import Optional, Union
@@ -114,6 +115,15 @@ def annotation_metadata(rule: FileRule, annotation: cst.BaseExpression) -> Annot
     return result
 
 
+def _is_literal(text: str) -> bool:
+    """Whether metadata is a literal (`"a note"`, `None`, `42`, `(1, 2)`): nothing acts on those."""
+    try:
+        ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
 class _Walker:
     def __init__(self, index: ProjectIndex, facts: FileFacts, result: AnnotationMetadata) -> None:
         self.index = index
@@ -172,7 +182,7 @@ class _Walker:
 
     def inline_metadata(self, node: cst.BaseExpression, alias: str) -> None:
         text = " ".join(source_of(node).split())
-        if isinstance(node, (cst.SimpleString, cst.ConcatenatedString, cst.Integer, cst.Float)):
+        if _is_literal(text):
             self.result.metadata.append(Metadata(text, alias, inert=True))
             return
         callee = dotted(node.func if isinstance(node, cst.Call) else node)

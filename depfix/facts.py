@@ -682,8 +682,12 @@ class _Extractor(ast.NodeVisitor):
         text = ast.get_source_segment(self.text, node)
         if text is None or "\n" in text or "#" in text:
             text = ast.unparse(node)
-        if isinstance(node, ast.Constant):
-            return MetadataFact(text, None)
+        try:
+            ast.literal_eval(node)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            pass
+        else:
+            return MetadataFact(text, None)  # a literal: `"a note"`, `None`, `(1, 2)`
         callee = node.func if isinstance(node, ast.Call) else node
         return MetadataFact(text, self.value(callee))
 
