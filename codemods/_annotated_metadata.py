@@ -285,10 +285,13 @@ class _Walker:
             facts = self.index.modules.get(module)
             if facts is None:
                 continue
-            rest = parts[cut:]
-            if len(rest) != 1:
+            name, *rest = parts[cut:]
+            if rest:  # `module.name.attribute`: through an imported module, else a class attribute
+                bound = facts.bindings.get(name)
+                defined = name in facts.classes or name in facts.functions
+                if isinstance(bound, Name) and not defined:
+                    return self.lookup(".".join([bound.qname, *rest]), depth + 1)
                 return self.index.resolve_qualified(qname)
-            name = rest[0]
             if name in facts.rebound:
                 return f"`{name}` is bound more than once or conditionally in `{facts.module}`"
             if name in facts.type_aliases:
