@@ -67,6 +67,13 @@ PYDANTIC_ALIASES = {
     **{f"UUID{n}": f"UuidVersion(uuid_version={n})" for n in (1, 3, 4, 5, 6, 7, 8)},
 }
 """pydantic 2's names that are `Annotated` aliases, with their metadata (pydantic 2.14)."""
+PYDANTIC_CLASSES = frozenset(
+    {"BaseModel", "EmailStr", "NameEmail", "SecretStr", "SecretBytes", "Json", "ByteSize"}
+    | {"PastDate", "FutureDate", "AwareDatetime", "NaiveDatetime"}
+    | {"IPvAnyAddress", "IPvAnyNetwork", "IPvAnyInterface"}
+)
+"""pydantic names that are classes in every pydantic 2 release (its URL types were aliases before
+2.10, so they stay unknown)."""
 _MAX_DEPTH = 20
 _BUILTINS = frozenset(dir(builtins))
 
@@ -223,13 +230,12 @@ class _Walker:
     def external(self, qname: str, written: str) -> None:
         module, _, short = qname.rpartition(".")
         root = qname.split(".")[0]
-        if (
-            root == "pydantic"
-            and short in PYDANTIC_ALIASES
-            and module in ("pydantic", "pydantic.types")
-        ):
-            self.result.metadata.append(Metadata(PYDANTIC_ALIASES[short], short))
-            return
+        if module in ("pydantic", "pydantic.types", "pydantic.networks"):
+            if short in PYDANTIC_ALIASES:
+                self.result.metadata.append(Metadata(PYDANTIC_ALIASES[short], short))
+                return
+            if short in PYDANTIC_CLASSES:
+                return
         if qname in UNREADABLE:
             self.unknown(f"`{written}` cannot be read as a type")
         elif module == "builtins":
