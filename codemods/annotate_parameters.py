@@ -345,11 +345,8 @@ class AnnotateParameters(FileRule):
                 return "its `Annotated` already holds a FastAPI marker", ""
             return f"its alias `{item.alias}` already holds a FastAPI marker, `{item.text}`", ""
         if marker in ("Depends", "Security"):
-            if _has_dependency(call):
-                return (
-                    "",
-                    "",
-                )  # what the annotation carries is never applied to a dependency's value
+            if _has_dependency(call):  # a dependency's value is never validated against its type
+                return "", ""
             if found.statement:
                 return (
                     f"`{found.statement}` is a type alias statement: FastAPI unwraps it for "
@@ -359,7 +356,8 @@ class AnnotateParameters(FileRule):
             if found.unknown:
                 return "", (
                     f"`{marker}()` calls what its annotation names, and depfix cannot tell whether "
-                    f"that is a type alias statement, which `Annotated` would not unwrap: {found.unknown}"
+                    "that is a type alias statement, which `Annotated` would not unwrap: "
+                    f"{found.unknown}"
                 )
             return "", ""
         if found.applied:
