@@ -177,3 +177,46 @@ def test_the_safe_fix_keeps_behaviour_and_the_unsafe_one_changes_what_it_announc
     for path in ("/search", "/limit"):
         del schema["paths"][path], before[1]["paths"][path]
     assert schema == before[1]
+
+
+def test_facts_record_type_aliases_and_call_keywords() -> None:
+    from depfix.facts import extract_facts, parse_source
+    from depfix.values import Name
+
+    source = textwrap.dedent(
+        """
+        from typing import Annotated, Optional
+        import annotated_types as at
+        from typing_extensions import TypeAliasType
+
+        Short = Annotated[str, at.MaxLen(3)]
+        Flat = Annotated[Annotated[str, at.MinLen(1)], "note", at.MaxLen(3)]
+        OfAlias = Annotated[Short, at.MinLen(1)]
+        Maybe = Optional[Short]
+        Either = str | None
+        Statement = TypeAliasType("Statement", Annotated[int, at.Gt(0)])
+        Rebound = Annotated[str, at.MaxLen(3)]
+        Rebound = 3
+
+
+        def f():
+            Local = Annotated[str, at.MaxLen(3)]
+            return g(1, key=Local, **{})
+        """
+    )
+    text, tree = parse_source("m.py", source.encode())
+    facts = extract_facts("m.py", "m", False, tree, text)
+    aliases = facts.type_aliases
+    assert set(aliases) == {"Short", "Flat", "OfAlias", "Maybe", "Either", "Statement"}
+    assert [(m.text, m.value) for m in aliases["Flat"].metadata] == [
+        ("at.MinLen(1)", Name("annotated_types.MinLen")),
+        ('"note"', None),
+        ("at.MaxLen(3)", Name("annotated_types.MaxLen")),
+    ]
+    assert (aliases["Flat"].kind, aliases["Flat"].base) == ("annotated", Name("builtins.str"))
+    assert aliases["OfAlias"].base == Name("m.Short")
+    assert (aliases["Maybe"].kind, aliases["Maybe"].base) == ("subscript", Name("typing.Optional"))
+    assert aliases["Either"].kind == "union"
+    assert aliases["Statement"].statement and aliases["Statement"].kind == "annotated"
+    [site] = facts.calls["m.g"]
+    assert (site.positional, site.star, site.keywords) == (1, True, ("key",))
