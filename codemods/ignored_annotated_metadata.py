@@ -45,6 +45,8 @@ from codemods._annotated_metadata import (
     annotation_metadata,
     describe,
 )
+from codemods._signatures import annotated_unsupported
+from depfix.config import Settings
 from depfix.facts import FileFacts
 from depfix.index import ProjectIndex, qualified_name
 from depfix.rules import FileRule, register
@@ -80,7 +82,13 @@ class IgnoredAnnotatedMetadata(FileRule):
             for param in function.params
         )
 
+    @classmethod
+    def inactive(cls, settings: Settings) -> Optional[str]:
+        return annotated_unsupported(settings)
+
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        if annotated_unsupported(self.context.settings):
+            return
         function = self.index.function_at(self.context.path, self.span(node).line)
         if (
             function is None
