@@ -32,7 +32,10 @@ ALIASES = textwrap.dedent(
 
 SERVICE = textwrap.dedent(
     """
-    from fastapi import Depends, FastAPI, Query
+    from typing import Annotated
+
+    from annotated_types import MinLen
+    from fastapi import Body, Cookie, Depends, FastAPI, File, Form, Header, Path, Query, Security
     from pydantic import PositiveInt
 
     from depfix_df017_aliases import DocStr, MaybeQueryStr, QueryStr
@@ -78,10 +81,45 @@ SERVICE = textwrap.dedent(
     @app.get("/page")
     def page(page: dict = Depends(paginate)):
         return page
+
+
+    @app.get("/path/{item}")
+    def by_path(item: QueryStr = Path(...)):
+        return {"item": item}
+
+
+    @app.get("/header")
+    def by_header(x_token: QueryStr = Header(None)):
+        return {"x_token": x_token}
+
+
+    @app.get("/cookie")
+    def by_cookie(session: QueryStr = Cookie(None)):
+        return {"session": session}
+
+
+    @app.post("/body")
+    def by_body(name: QueryStr = Body(None, embed=True)):
+        return {"name": name}
+
+
+    @app.post("/form")
+    def by_form(name: QueryStr = Form(None)):
+        return {"name": name}
+
+
+    @app.post("/file")
+    def by_file(upload: Annotated[bytes, MinLen(5)] = File(None)):
+        return {"size": len(upload or b"")}
+
+
+    @app.get("/security")
+    def by_security(user: QueryStr = Security(get_user, scopes=["me"])):
+        return {"user": user}
     """
 )
 
-REQUESTS = [
+GETS = [
     "/search?q=abc",
     "/search?q=",
     "/search?q=%C3%A9t%C3%A9",
@@ -93,8 +131,33 @@ REQUESTS = [
     "/plain?maybe=A1",
     "/page?skip=2&limit=3",
     "/page",
+    "/path/abc",
+    "/path/A1",
+    "/security",
 ]
-CHANGED_BY_UNSAFE = {"/search?q=", "/search?q=%C3%A9t%C3%A9", "/limit?limit=-1"}
+REQUESTS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    **{url: ("GET", url, {}) for url in GETS},
+    "header ok": ("GET", "/header", {"headers": {"x-token": "abc"}}),
+    "header bad": ("GET", "/header", {"headers": {"x-token": "A1"}}),
+    "cookie bad": ("GET", "/cookie", {"cookies": {"session": "A1"}}),
+    "body bad": ("POST", "/body", {"json": {"name": "A1"}}),
+    "form ok": ("POST", "/form", {"data": {"name": "abc"}}),
+    "form bad": ("POST", "/form", {"data": {"name": "A1"}}),
+    "file short": ("POST", "/file", {"files": {"upload": ("a.txt", b"ab")}}),
+    "file long": ("POST", "/file", {"files": {"upload": ("a.txt", b"abcdef")}}),
+}
+CHANGED_BY_UNSAFE = {
+    "/search?q=",
+    "/search?q=%C3%A9t%C3%A9",
+    "/limit?limit=-1",
+    "/path/A1",
+    "header bad",
+    "cookie bad",
+    "body bad",
+    "form bad",
+    "file short",
+}
+""""Requests answered 200 before the unsafe fix and 422 after: the announced metadata now applies."""
 
 
 def _load(path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -107,8 +170,15 @@ def _load(path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def _behaviour(module: Any) -> tuple[dict[str, tuple[int, str]], dict[str, Any], object]:
+    answers = {}
     with TestClient(module.app) as client:
-        answers = {url: (r.status_code, r.text) for url in REQUESTS for r in [client.get(url)]}
+        for key, (method, url, given) in REQUESTS.items():
+            options = dict(given)
+            client.cookies.clear()
+            for name, value in options.pop("cookies", {}).items():
+                client.cookies.set(name, value)
+            response = client.request(method, url, **options)
+            answers[key] = (response.status_code, response.text)
     schema = json.loads(json.dumps(module.app.openapi(), sort_keys=True))
     return answers, schema, module.first_page()
 
@@ -147,6 +217,17 @@ def test_the_reports_name_the_ignored_metadata(
         "DF017" in line and ("`maybe`" in line or "`doc`" in line or "`user`" in line)
         for line in report.splitlines()
     )
+    for name in ("item", "x_token", "session", "upload"):  # every value marker, `name` twice
+        lines = [line for line in report.splitlines() if f"parameter `{name}`" in line]
+        assert len(lines) == 2 and "unsafe fix" in lines[0] and "DF017" in lines[1], lines
+    assert (
+        sum(
+            "DF006 parameter `name`" in line and "unsafe fix" in line
+            for line in report.splitlines()
+        )
+        == 2
+    )
+    assert not any("parameter `user`" in line and "unsafe" in line for line in report.splitlines())
 
 
 def test_the_safe_fix_keeps_behaviour_and_the_unsafe_one_changes_what_it_announces(
@@ -167,15 +248,30 @@ def test_the_safe_fix_keeps_behaviour_and_the_unsafe_one_changes_what_it_announc
     assert 'q: Annotated[QueryStr, Query(alias="q")] = None' in service.read_text()
     answers, schema, first = _behaviour(_load(service, "depfix_df017_unsafe", monkeypatch))
     assert first == before[2]
-    changed = {url for url in REQUESTS if answers[url] != before[0][url]}
+    changed = {key for key in REQUESTS if answers[key] != before[0][key]}
     assert changed == CHANGED_BY_UNSAFE
-    assert all(answers[url][0] == 422 for url in changed)
-    # the schema gains exactly the announced constraints
+    assert all(before[0][key][0] == 200 and answers[key][0] == 422 for key in changed)
+    # the schema gains exactly the announced constraints, on the announced parameters only
     q = _parameters(schema, "/search")[0]["schema"]
     assert (q.get("pattern"), q.get("minLength")) == ("^[a-z]+$", 1)
     assert _parameters(schema, "/limit")[0]["schema"].get("exclusiveMinimum") == 0
-    for path in ("/search", "/limit"):
-        del schema["paths"][path], before[1]["paths"][path]
+    assert _parameters(schema, "/header")[0]["schema"].get("pattern") == "^[a-z]+$"
+    announced = {
+        "/search",
+        "/limit",
+        "/path/{item}",
+        "/header",
+        "/cookie",
+        "/body",
+        "/form",
+        "/file",
+    }
+    for version in (schema, before[1]):
+        for path in announced:
+            del version["paths"][path]
+        bodies = [name for name in version["components"]["schemas"] if name.startswith("Body_")]
+        for name in bodies:  # the request bodies of /body, /form and /file
+            del version["components"]["schemas"][name]
     assert schema == before[1]
 
 
