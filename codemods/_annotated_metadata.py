@@ -26,7 +26,15 @@ import libcst as cst
 
 from depfix.facts import FileFacts, MetadataFact, TypeAliasFact
 from depfix.imports import STDLIB, dotted
-from depfix.index import ALWAYS_EXTERNAL, Class, External, ProjectIndex, Resolved, qualified_name
+from depfix.index import (
+    ALWAYS_EXTERNAL,
+    Class,
+    External,
+    Instance,
+    ProjectIndex,
+    Resolved,
+    qualified_name,
+)
 from depfix.rules import FileRule, source_of
 from depfix.values import Name, Value
 
@@ -198,6 +206,8 @@ class _Walker:
 
     @staticmethod
     def classify(text: str, alias: str, resolved: Optional[Resolved]) -> Metadata:
+        if isinstance(resolved, Instance):  # `marker = Query(None)` at module level, then `marker`
+            resolved = resolved.of
         qname = qualified_name(resolved) if resolved is not None else None
         if qname in MARKERS:
             return Metadata(text, alias, marker=MARKERS[qname])
