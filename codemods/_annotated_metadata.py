@@ -24,7 +24,7 @@ from typing import Optional, Union
 
 import libcst as cst
 
-from depfix.facts import FileFacts, MetadataFact, TypeAliasFact
+from depfix.facts import CONSTRAINED_TYPES, FileFacts, MetadataFact, TypeAliasFact
 from depfix.imports import STDLIB, dotted
 from depfix.index import (
     ALWAYS_EXTERNAL,
@@ -74,7 +74,10 @@ PYDANTIC_ALIASES = {
     "Base64UrlStr": "EncodedStr(encoder=Base64UrlEncoder)",
     **{f"UUID{n}": f"UuidVersion(uuid_version={n})" for n in (1, 3, 4, 5, 6, 7, 8)},
 }
-"""pydantic 2's names that are `Annotated` aliases, with their metadata (pydantic 2.14)."""
+"""pydantic 2's names that are `Annotated` aliases, with their metadata (pydantic 2.14); classes in
+pydantic 1, so they count only where the project's FastAPI requires pydantic 2."""
+PYDANTIC2_FASTAPI = (0, 126, 0)
+"""The first FastAPI that requires pydantic 2."""
 PYDANTIC_CLASSES = frozenset(
     {"BaseModel", "EmailStr", "NameEmail", "SecretStr", "SecretBytes", "Json", "ByteSize"}
     | {"PastDate", "FutureDate", "AwareDatetime", "NaiveDatetime"}
@@ -94,8 +97,13 @@ class Metadata:
     alias: str = ""  # the alias that carries it; "" when written in the parameter's annotation
     marker: str = ""  # "Depends", "Query"...: a FastAPI marker
     inert: bool = False  # a literal or `Doc(...)`: nothing applies it
+    constrained: bool = False  # `conint(gt=0)`: the constraints of a pydantic constrained type
 
     def describe(self) -> str:
+        if self.constrained:
+            if self.alias:
+                return f"the constraints of `{self.alias}` (`{self.text}`)"
+            return f"the constraints of `{self.text}`"
         return f"`{self.text}` of `{self.alias}`" if self.alias else f"`{self.text}`"
 
 
@@ -126,7 +134,10 @@ def describe(items: list[Metadata]) -> str:
 def annotation_metadata(rule: FileRule, annotation: cst.BaseExpression) -> AnnotationMetadata:
     """What `annotation` (a parameter's) carries besides its type, as FastAPI sees it."""
     result = AnnotationMetadata()
-    _Walker(rule.index, rule.context.facts, result).node(annotation, "", top=True, depth=0)
+    version = rule.context.settings.fastapi_version
+    pydantic2 = version is not None and version >= PYDANTIC2_FASTAPI
+    walker = _Walker(rule.index, rule.context.facts, result, pydantic2)
+    walker.node(annotation, "", top=True, depth=0)
     return result
 
 
@@ -140,10 +151,29 @@ def _is_literal(text: str) -> bool:
 
 
 class _Walker:
-    def __init__(self, index: ProjectIndex, facts: FileFacts, result: AnnotationMetadata) -> None:
+    def __init__(
+        self, index: ProjectIndex, facts: FileFacts, result: AnnotationMetadata, pydantic2: bool
+    ) -> None:
         self.index = index
         self.facts = facts
         self.result = result
+        self.pydantic2 = pydantic2
+
+    def pydantic_version_unknown(self, name: str) -> None:
+        self.unknown(
+            f"`{name}` is an `Annotated` type in pydantic 2 and a class in pydantic 1, and the "
+            f"project's FastAPI does not require pydantic 2 (FastAPI 0.126+ does)"
+        )
+
+    def constrained(self, text: str, alias: str, function: Optional[str]) -> bool:
+        """`conint(gt=0)`: record its constraints (pydantic 2); False when `function` is another."""
+        if function not in CONSTRAINED_TYPES:
+            return False
+        if self.pydantic2:
+            self.result.metadata.append(Metadata(text, alias, constrained=True))
+        else:
+            self.pydantic_version_unknown(function.rsplit(".", 1)[-1] + "(...)")
+        return True
 
     def unknown(self, reason: str) -> None:
         if not self.result.unknown:
@@ -169,6 +199,11 @@ class _Walker:
                 return
             self.node(parsed, alias, top, depth)
             return
+        if isinstance(node, cst.Call):
+            callee = dotted(node.func)
+            function = self.external_name(self.qualify(callee)) if callee else None
+            if self.constrained(" ".join(source_of(node).split()), alias, function):
+                return
         if isinstance(node, cst.BinaryOperation) or (
             isinstance(node, cst.Name) and node.value == "None"
         ):
@@ -242,7 +277,10 @@ class _Walker:
         root = qname.split(".")[0]
         if module in ("pydantic", "pydantic.types", "pydantic.networks"):
             if short in PYDANTIC_ALIASES:
-                self.result.metadata.append(Metadata(PYDANTIC_ALIASES[short], short))
+                if self.pydantic2:
+                    self.result.metadata.append(Metadata(PYDANTIC_ALIASES[short], short))
+                else:
+                    self.pydantic_version_unknown(short)
                 return
             if short in PYDANTIC_CLASSES:
                 return
@@ -280,6 +318,11 @@ class _Walker:
                 self.origin(alias.base.qname, depth)
         elif alias.kind == "name":
             self.value(alias.base, top=False, depth=depth)
+        elif alias.kind == "constrained":
+            function = self.index.resolve(alias.base) if alias.base is not None else None
+            text = " ".join(alias.metadata[0].text.split()) if alias.metadata else name
+            if not self.constrained(text, name, qualified_name(function) if function else None):
+                self.unknown(f"`{name}` is bound to a call depfix cannot read as a type")
 
     def alias_metadata(self, item: MetadataFact, alias: str) -> Metadata:
         text = " ".join(item.text.split())

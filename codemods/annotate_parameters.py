@@ -50,7 +50,8 @@ flattens the alias and FastAPI applies all of it. So the annotation is followed 
 `typing_extensions`, type alias statements, string annotations, across files) and the fix is graded
 by what it finds: metadata such as `StringConstraints`, `Field` or pydantic's `PositiveInt` makes it
 unsafe, the reason naming what FastAPI will start applying (DF017 reports the metadata as ignored);
-literals and `Doc(...)` change nothing; a name depfix cannot follow (a third-party module) makes it
+literals and `Doc(...)` change nothing; a name depfix cannot follow (a third-party module, pydantic's
+`PositiveInt` or `conint(...)` when the project's FastAPI does not require pydantic 2) makes it
 unsafe too. For `Depends(f)`/`Security(f)` the annotation's metadata is never applied, either way.
 
 Fix safety: safe; unsafe when a type must be imported from a module of the project (a new import can

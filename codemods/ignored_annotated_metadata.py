@@ -28,9 +28,11 @@ The annotation is followed through module-level aliases (`X = Annotated[...]`, `
 nested `Annotated`, `TypeAliasType` and `type X = ...`), `typing` and `typing_extensions`, string
 annotations and imports, across files. Literals and `Doc(...)` count as no metadata; metadata inside
 another type (`Optional[QueryStr]`) is applied either way and is not reported, nor is metadata on a
-`Depends`/`Security` parameter (FastAPI never validates a dependency's value). A name depfix cannot
-follow (a third-party module, a name bound to a call) is not reported; DF006 then grades its fix
-unsafe instead of guessing.
+`Depends`/`Security` parameter (FastAPI never validates a dependency's value). pydantic's
+`PositiveInt`-style names and `conint(...)`-style calls count only where the project's FastAPI
+requires pydantic 2 (0.126 or later; in pydantic 1 they are classes, always applied). A name depfix
+cannot follow (a third-party module, a name bound to another call) is not reported; DF006 then
+grades its fix unsafe instead of guessing.
 """
 
 from __future__ import annotations

@@ -28,6 +28,15 @@ TYPE_CHECKING_NAMES = frozenset(
 )
 ANNOTATED_NAMES = frozenset({"typing.Annotated", "typing_extensions.Annotated"})
 TYPE_ALIAS_TYPES = frozenset({"typing.TypeAliasType", "typing_extensions.TypeAliasType"})
+_CONSTRAINED_NAMES = (
+    "conint confloat constr conbytes conlist conset confrozenset condecimal condate"
+)
+CONSTRAINED_TYPES = frozenset(
+    f"{module}.{name}"
+    for module in ("pydantic", "pydantic.types")
+    for name in _CONSTRAINED_NAMES.split()
+)
+"""pydantic's functions returning a constrained type (`Annotated[int, ...]` in pydantic 2)."""
 DEPENDENCIES_KEYWORD = "dependencies"
 GENERATOR_TYPES = frozenset(
     f"{module}.{name}"
@@ -171,8 +180,9 @@ class TypeAliasFact:
     """A module-level name bound to a type expression: `QueryStr = Annotated[str, ...]`.
 
     kind: "annotated" (`Annotated[base, *metadata]`, nested `Annotated` flattened as Python does),
-    "subscript" (`base[...]` of another origin), "union" (`X | Y`, `None`), or "name" (a type alias
-    statement naming `base`). `statement`: `type X = ...` or `TypeAliasType(...)`, which FastAPI
+    "subscript" (`base[...]` of another origin), "union" (`X | Y`, `None`), "name" (a type alias
+    statement naming `base`) or "constrained" (`conint(gt=0)`: `base` is the function, the call is
+    the one metadata element). `statement`: `type X = ...` or `TypeAliasType(...)`, which FastAPI
     unwraps when it is a parameter's whole annotation, while `Annotated[X, ...]` keeps it whole.
     """
 
@@ -649,6 +659,11 @@ class _Extractor(ast.NodeVisitor):
             func = self.value(node.func)
             if isinstance(func, Name) and func.qname in TYPE_ALIAS_TYPES:
                 return self.type_alias(node.args[1], line, statement=True)
+        if isinstance(node, ast.Call):
+            func = self.value(node.func)
+            if isinstance(func, Name) and func.qname in CONSTRAINED_TYPES:
+                call = self.metadata_fact(node)
+                return TypeAliasFact(line, "constrained", func, (call,), statement)
             return None
         if isinstance(node, ast.Subscript):
             origin = self.value(node.value)

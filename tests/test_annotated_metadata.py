@@ -190,7 +190,10 @@ def _parameters(schema: dict[str, Any], path: str) -> list[Any]:
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "pyproject.toml").write_text("")
+    # FastAPI 0.126+ requires pydantic 2, where `PositiveInt` is `Annotated[int, Gt(gt=0)]`
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "shop"\ndependencies = ["fastapi>=0.126"]\n'
+    )
     (tmp_path / "depfix_df017_aliases.py").write_text(ALIASES)
     (tmp_path / "service.py").write_text(SERVICE)
     monkeypatch.syspath_prepend(str(tmp_path))
