@@ -438,8 +438,7 @@ class _Extractor(ast.NodeVisitor):
         return_values = tuple(scope.returns)
         returned_functions: tuple[str, ...] = ()
         if not (is_async or is_generator) and all(
-            name in scope.local_defs and name not in scope.rebound
-            for name in scope.returned_names
+            name in scope.local_defs and name not in scope.rebound for name in scope.returned_names
         ):
             returned = {f"{qualname}.<locals>.{name}" for name in scope.returned_names if name}
             returned_functions = tuple(sorted(returned))
@@ -611,7 +610,9 @@ class _Extractor(ast.NodeVisitor):
             bases,
             methods,
             bool(node.decorator_list),
-            tuple(self.value(d.func if isinstance(d, ast.Call) else d) for d in node.decorator_list),
+            tuple(
+                self.value(d.func if isinstance(d, ast.Call) else d) for d in node.decorator_list
+            ),
             self.value(metaclass) if metaclass is not None else None,
         )
 

@@ -392,9 +392,9 @@ class ProjectIndex:
         that may call it with any arguments.
         """
         role = self._fastapi_callees.get(key)
-        if role is None and key in self._factory_products:
-            if not self.direct_calls(self._factory_products[key]):
-                return "dependency"
+        factory = self._factory_products.get(key) if role is None else None
+        if factory is not None and not self.direct_calls(factory):
+            return "dependency"
         return role
 
     def factory_of(self, key: FunctionKey) -> Optional[FunctionKey]:
