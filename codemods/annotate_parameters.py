@@ -27,7 +27,8 @@ After:
         ...
 
 Only parameters of functions FastAPI calls are rewritten: routes (on apps, routers, router subclasses,
-routers built in factories) and dependencies (functions, class `__init__`, instance `__call__`).
+routers built in factories) and dependencies (functions, class `__init__`, instance `__call__`, the
+inner function a factory returns to `Depends(require_role("admin"))`).
 `Depends(...)` and `Security(...)` move into `Annotated` whole. For the other markers the first positional
 or `default=` argument becomes the parameter's default (`...` means required), `default_factory` and
 every other argument stay in the marker, including `**kwargs`; comments and line breaks inside the call
@@ -43,7 +44,9 @@ the project calls the function with that many positional arguments; then the sit
 Fix safety: safe; unsafe when a type must be imported from a module of the project (a new import can
 close an import cycle). Reported without fix, with the reason: a marker call the rule does not fully
 understand (`*args`, several positional arguments, a comment on the moved default), an unannotated
-parameter whose type is unknown, an `Annotated` name that is taken, a signature that cannot be reordered.
+parameter whose type is unknown, an `Annotated` name that is taken, a signature that cannot be reordered,
+a marker naming a local of an enclosing function or class when FastAPI evaluates the annotation as a
+string (`from __future__ import annotations`), in the module's globals.
 """
 
 from __future__ import annotations
