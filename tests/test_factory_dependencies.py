@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 import textwrap
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -15,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from depfix.cli import main
 from depfix.index import ProjectIndex
+from tests.conftest import run_depfix, write_tree
 from tests.test_index import make_index
 
 FACTORY = """
@@ -160,10 +163,15 @@ APP = textwrap.dedent(
 
 
     def require_role(role: str):
+        def wanted() -> str:
+            return role
+
         def check_role(
-            user: User = Depends(get_user), reason: str = Query(role, max_length=12)
+            user: User = Depends(get_user),
+            reason: str = Query(role, max_length=12),
+            needed: str = Depends(wanted),
         ) -> User:
-            if user.role != role:
+            if user.role != needed:
                 raise HTTPException(status_code=403, detail=reason)
             return user
 
@@ -225,21 +233,69 @@ def _behaviour(module: ModuleType) -> tuple[str, list[tuple[int, str]]]:
     return json.dumps(module.app.openapi(), sort_keys=True), answers
 
 
+@pytest.mark.parametrize("postponed", [False, True], ids=["annotations", "future_annotations"])
 def test_rewriting_returned_functions_keeps_what_the_app_does(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postponed: bool
 ) -> None:
     (tmp_path / "pyproject.toml").write_text("")
     app_file = tmp_path / "service.py"
-    app_file.write_text(APP)
-    before = _behaviour(_load(app_file, "depfix_factory_before"))
+    app_file.write_text(("from __future__ import annotations\n" if postponed else "") + APP)
+    before = _behaviour(_load(app_file, f"depfix_factory_before_{postponed}"))
     monkeypatch.chdir(tmp_path)
     assert main(["apply", ".", "--select", "DF006", "--quiet", "--no-cache"]) == 1
     text = app_file.read_text()
-    assert (
-        "user: Annotated[User, Depends(get_user)], reason: Annotated[str, Query(max_length=12)] = role"
-        in text
-    )
-    assert "def check_scope(user: Annotated[User, Security(scoped_user, scopes=[scope])])" in text
-    after = _behaviour(_load(app_file, "depfix_factory_after"))
+    assert "user: Annotated[User, Depends(get_user)]," in text
+    assert "reason: Annotated[str, Query(max_length=12)] = role," in text
+    if postponed:  # FastAPI would look `wanted` and `scope` up in the module's globals: left
+        assert "needed: str = Depends(wanted)," in text
+        assert "def check_scope(user: User = Security(scoped_user, scopes=[scope]))" in text
+    else:  # evaluated when `def check_role` runs, where `wanted` and `scope` are in reach
+        assert "needed: Annotated[str, Depends(wanted)]," in text
+        assert (
+            "def check_scope(user: Annotated[User, Security(scoped_user, scopes=[scope])])" in text
+        )
+    after = _behaviour(_load(app_file, f"depfix_factory_after_{postponed}"))
     assert after == before
     assert [status for status, _ in before[1]] == [403, 200, 403, 422, 401, 200]
+
+
+def test_a_direct_call_of_the_factory_added_later_is_seen_through_the_cache(
+    tmp_path: Path,
+) -> None:
+    root = write_tree(
+        tmp_path / "p",
+        {
+            "pyproject.toml": '[project]\nname = "demo"\nrequires-python = ">=3.9"\n',
+            "app/__init__.py": "",
+            "app/auth.py": textwrap.dedent(FACTORY),
+            "app/main.py": textwrap.dedent(
+                """
+                from fastapi import FastAPI, Security
+
+                from app.auth import require_role
+
+                app = FastAPI()
+
+
+                @app.get("/", dependencies=[Security(require_role("admin"))])
+                def read():
+                    return 1
+                """
+            ),
+            "scripts/job.py": "print(1)\n",
+        },
+    )
+    past = time.time() - 3600
+    for path in root.rglob("*"):
+        os.utime(path, (past, past))
+
+    def lines(*args: str) -> list[str]:
+        result = run_depfix(root, "check", "--select", "DF006", "--quiet", *args, ".")
+        assert "Traceback" not in result.err, result
+        return result.out.splitlines()
+
+    before = lines()
+    assert [line.split(":")[:2] for line in before] == [["app/auth.py", "10"]]
+    (root / "scripts/job.py").write_text("from app.auth import require_role\n\nrequire_role('x')\n")
+    after = lines()
+    assert after == lines("--no-cache") == []
