@@ -596,12 +596,14 @@ class _Extractor(ast.NodeVisitor):
         self.scopes.append(_Scope("class", qualname))
         for statement in node.body:
             self.visit(statement)
-        self.scopes.pop()
+        body = self.scopes.pop()
         methods = frozenset(
             statement.name
             for statement in node.body
             if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef))
         )
+        # `__call__ = handler` makes instances callable as surely as a `def` does
+        methods |= {name for name in ("__call__", "__new__") if name in body.bindings}
         metaclass = next((k.value for k in node.keywords if k.arg == "metaclass"), None)
         self.facts.classes[qualname] = ClassFact(
             self.facts.module,
