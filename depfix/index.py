@@ -397,13 +397,6 @@ class ProjectIndex:
             return "dependency"
         return role
 
-    def factory_of(self, key: FunctionKey) -> Optional[FunctionKey]:
-        """The factory that returns this inner function to `Depends(...)`, when FastAPI calls it so."""
-        factory = self._factory_products.get(key)
-        if factory is None or key in self._fastapi_callees or self.fastapi_role(key) is None:
-            return None
-        return factory
-
     def defines_callees(self, facts: FileFacts) -> bool:
         """Whether the file defines a route or dependency (a function FastAPI calls)."""
         return any(
