@@ -27,7 +27,8 @@ After:
         ...
 
 Only parameters of functions FastAPI calls are rewritten: routes (on apps, routers, router subclasses,
-routers built in factories) and dependencies (functions, class `__init__`, instance `__call__`).
+routers built in factories) and dependencies (functions, class `__init__`, instance `__call__`, the
+inner function a factory returns to `Depends(require_role("admin"))`).
 `Depends(...)` and `Security(...)` move into `Annotated` whole. For the other markers the first positional
 or `default=` argument becomes the parameter's default (`...` means required), `default_factory` and
 every other argument stay in the marker, including `**kwargs`; comments and line breaks inside the call
@@ -59,15 +60,19 @@ close an import cycle) and when FastAPI would start applying metadata, as above.
 with the reason: a marker call the rule does not fully understand (`*args`, several positional
 arguments, a comment on the moved default), an unannotated parameter whose type is unknown, an
 `Annotated` name that is taken, an annotation (or alias) that already holds a FastAPI marker, a type
-alias statement FastAPI unwraps for `Depends()`, a parameter that cannot lose its default.
+alias statement FastAPI unwraps for `Depends()`, a parameter that cannot lose its default, a marker
+naming a local of an enclosing function or class when FastAPI evaluates the annotation as a string
+(`from __future__ import annotations`), in the module's globals.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Optional, Union
 
 import libcst as cst
+from libcst.metadata import BuiltinScope, GlobalScope, Scope, ScopeProvider
 
 from codemods._annotated_metadata import annotation_metadata, describe
 from codemods._signatures import (
@@ -151,6 +156,27 @@ def _is_ellipsis(node: cst.BaseExpression) -> bool:
     return isinstance(node, cst.Ellipsis)
 
 
+class _LoadedNames(cst.CSTVisitor):
+    """The names an expression reads: not attribute names after a dot, not keyword names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+        self.nodes: list[cst.Name] = []
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.append(node.value)
+        self.nodes.append(node)
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        node.value.visit(self)
+        return False
+
+    def visit_Arg(self, node: cst.Arg) -> bool:
+        node.value.visit(self)
+        return False
+
+
 @register
 class AnnotateParameters(FileRule):
     CODE = "DF006"
@@ -184,6 +210,7 @@ class AnnotateParameters(FileRule):
         super().__init__(context)
         self.module: Optional[cst.Module] = None
         self._annotated: Optional[AnnotatedName] = None
+        self._scopes: Optional[Mapping[cst.CSTNode, Optional[Scope]]] = None
 
     def visit_Module(self, node: cst.Module) -> None:
         self.module = node
@@ -240,8 +267,74 @@ class AnnotateParameters(FileRule):
             return f"the provider's type `{name}` cannot be imported here: the name is taken"
         return _TypeText(name, ((source, name),), unsafe)
 
+    # ---- names a string annotation cannot see -------------------------------------------------
+    def postponed(self) -> bool:
+        """Whether the module has `from __future__ import annotations` (every annotation a string)."""
+        return any(
+            fact.target == "__future__" and "annotations" in fact.names
+            for fact in self.context.facts.imports
+        )
+
+    def local_names(self, param: cst.Param, marker_call: cst.Call) -> list[str]:
+        """Names of the new annotation bound in an enclosing function or class (not at module level).
+
+        FastAPI evaluates a string annotation in the module's globals: such names are not there.
+        Names are looked up where the default is evaluated (the scope that also sees annotations).
+        """
+        if self._scopes is None:
+            assert self.module is not None
+            wrapper = cst.MetadataWrapper(self.module, unsafe_skip_copy=True)
+            self._scopes = wrapper.resolve(ScopeProvider)
+        collector = _LoadedNames()
+        marker_call.visit(collector)
+        anchor = next((self._scopes.get(node) for node in collector.nodes), None)
+        annotation = param.annotation.annotation if param.annotation is not None else None
+        if isinstance(annotation, cst.SimpleString):
+            text = annotation.evaluated_value
+            try:
+                annotation = cst.parse_expression(text) if isinstance(text, str) else None
+            except cst.ParserSyntaxError:
+                annotation = None
+        if annotation is not None:
+            annotation.visit(collector)
+        if anchor is None:
+            return []
+        found: list[str] = []
+        for name in collector.names:
+            if name not in found and any(
+                not isinstance(assignment.scope, (GlobalScope, BuiltinScope))
+                for assignment in anchor[name]
+            ):
+                found.append(name)
+        return found
+
+    def string_evaluation_problem(
+        self, param: cst.Param, marker_call: cst.Call, function: Optional[FunctionFact]
+    ) -> str:
+        """Why moving the marker into the annotation changes what it names, or ""."""
+        if function is None or not ("<locals>" in function.qualname or function.class_qualname):
+            return ""
+        annotation = param.annotation.annotation if param.annotation is not None else None
+        if isinstance(annotation, (cst.SimpleString, cst.ConcatenatedString)):
+            why = "the annotation is a string"
+        elif self.postponed():
+            why = "`from __future__ import annotations` makes the annotation a string"
+        else:
+            return ""
+        names = self.local_names(param, marker_call)
+        if not names:
+            return ""
+        listed = ", ".join(f"`{name}`" for name in names)
+        verb = "is" if len(names) == 1 else "are"
+        return (
+            f"{why}, which FastAPI evaluates in the module's globals, where {listed} (bound in an "
+            f"enclosing function or class) {verb} not defined"
+        )
+
     # ---- one parameter -----------------------------------------------------------------------
-    def convert(self, param: cst.Param, fact: ParamFact) -> Optional[Conversion]:
+    def convert(
+        self, param: cst.Param, fact: ParamFact, function: Optional[FunctionFact] = None
+    ) -> Optional[Conversion]:
         call = param.default
         if not isinstance(call, cst.Call) or fact.default_call is None:
             return None
@@ -277,6 +370,10 @@ class AnnotateParameters(FileRule):
                 marker_call = _without(call, default_arg)
                 if not _is_ellipsis(default_arg.value):
                     new_default = default_arg.value
+        problem = self.string_evaluation_problem(param, marker_call, function)
+        if problem:
+            conversion.reason = problem
+            return conversion
         annotation = param.annotation
         if annotation is None:
             if marker in VALUE_MARKERS:
@@ -432,7 +529,7 @@ class AnnotateParameters(FileRule):
             fact = by_name.get(param.name.value)
             if fact is None:
                 continue
-            conversion = self.convert(param, fact)
+            conversion = self.convert(param, fact, function)
             if conversion is not None:
                 conversions[id(param)] = conversion
         if not conversions:

@@ -1,7 +1,8 @@
 """DF012 non-callable-dependency: `Depends(obj)` where `obj` is an instance that cannot be called.
 
 `Depends` needs something FastAPI can call on every request: a function, a class, or an instance of a
-class with `__call__`. An instance of a class without `__call__` makes FastAPI fail at startup with
+class with `__call__`. An instance of a class without `__call__`, bound to a name or made inline
+(`Depends(Pager(10))`), makes FastAPI fail at startup (where the route is declared) with
 `TypeError: <... object> is not a callable object`.
 
 Before:
@@ -26,8 +27,11 @@ After:
 
 Reported when the argument resolves (through the index, across files) to an instance of a project class
 whose hierarchy defines no `__call__` and has only known bases, or of a known non-callable library class
-(a SQLAlchemy session, an HTTP client). Callable instances, classes and functions are fine; instances
-of classes with unknown bases are not reported.
+(a SQLAlchemy session, an HTTP client, a pydantic model), also when the instance is made in the call
+itself (`Depends(Pager(10))`, `Security(...)` alike; a dataclass is no exception). Callable instances
+(`Depends(RateLimiter(times=5))`, `__call__` defined or inherited), classes and functions are fine;
+instances of classes with an unknown base, a `__new__`, a metaclass or a decorator that may add a
+`__call__` are not reported. A function's result (`Depends(get_db())`) is DF005's.
 """
 
 from __future__ import annotations
@@ -56,9 +60,14 @@ class NonCallableDependency(FileRule):
     def visit_Call(self, node: cst.Call) -> None:
         span = self.span(node)
         ref = self.index.dependency_ref_at(self.context.path, span.line, span.column)
-        if ref is None or ref.fact.target_is_call or ref.fact.target is None or ref.fact.in_string:
+        if ref is None or ref.fact.target is None or ref.fact.in_string:
             return
         target = ref.target
+        inline = ref.fact.target_is_call
+        if inline:  # `Depends(Pager(10))`: the argument is an instance made here
+            if not isinstance(target, (Class, External)):
+                return  # a function's result: DF005's question
+            target = Instance(target)
         if not isinstance(target, Instance):
             return
         if isinstance(target.of, Class):
@@ -69,9 +78,22 @@ class NonCallableDependency(FileRule):
             name = target.of.qname.rsplit(".", 1)[-1]
         else:
             return
+        article = "an" if name[:1].lower() in "aeiou" else "a"
+        if inline:
+            self.report(
+                node,
+                f"{ref.kind.capitalize()} receives {article} `{name}` instance made here, which has no "
+                "`__call__`: FastAPI fails at startup with `TypeError: ... is not a callable object`",
+                reason=(
+                    f"pass a function that returns the instance, or give `{name}` a `__call__`; "
+                    f"`{ref.kind.capitalize()}({name})` would build one per request from request "
+                    "parameters"
+                ),
+            )
+            return
         self.report(
             node,
-            f"{ref.kind.capitalize()} receives a `{name}` instance, which has no `__call__`: FastAPI "
+            f"{ref.kind.capitalize()} receives {article} `{name}` instance, which has no `__call__`: FastAPI "
             "fails at startup",
             reason="pass a function or a class; which one depends on what the instance is for",
         )

@@ -62,6 +62,7 @@ import libcst as cst
 from codemods._placement import new_module_path
 from codemods._signatures import annotated_unsupported
 from depfix.config import Settings
+from depfix.facts import FunctionFact
 from depfix.imports import add_from_import, bound_import
 from depfix.index import (
     Class,
@@ -469,7 +470,10 @@ class ShareDependencyAlias(FileRule):
             changes = _changes(aliases, index, settings, sources)
             changeset = Changeset(changes) if isinstance(changes, dict) else None
             for alias in aliases:
-                first = alias.sites[0]
+                # reported at a use outside the host, which may be a file this run creates (DF008)
+                first = next(
+                    (r for r in alias.sites if r.module != alias.host_module), alias.sites[0]
+                )
                 message = (
                     _message(alias.key, len(alias.sites)) + f": define it once as `{alias.name}`"
                 )
@@ -526,7 +530,10 @@ class ShareDependencyAlias(FileRule):
         imports: tuple[tuple[str, str], ...] = ()
         if alias.module == facts.module:
             function = self.index.function((facts.module, ref.fact.function or ""))
-            if function is None or function.line <= alias.line:
+            if function is None or (
+                function.line <= alias.line
+                and not _annotations_read_later(self.index, self.context.path, function, alias.line)
+            ):
                 self.report(node, message, reason="the alias is defined after this function")
                 return
             local = alias.name
@@ -548,6 +555,30 @@ class ShareDependencyAlias(FileRule):
             if bound is None:
                 imports = ((alias.module, alias.name),)
         self.report(node, message, target=subscript, replacement=cst.Name(local), imports=imports)
+
+
+def _annotations_read_later(
+    index: ProjectIndex, path: str, function: FunctionFact, line: int
+) -> bool:
+    """Whether a nested function's annotations are evaluated only once its module has run to `line`.
+
+    They are evaluated when its enclosing module-level function runs: that is later when nothing in
+    the module calls it before `line` (a call inside a function counts too: it may run at import)
+    and the module is in no import cycle (another module could call it while this one is running).
+    """
+    outer, nested, _ = function.qualname.partition(".<locals>.")
+    if not nested or "." in outer or function.module in index.cycle_members():
+        return False
+    key = (function.module, outer)
+    if any(site_path == path and site.line < line for site_path, site in index.direct_calls(key)):
+        return False
+    return not any(
+        ref.fact.target_is_call
+        and isinstance(ref.target, Function)
+        and (ref.target.fact.module, ref.target.fact.qualname) == key
+        and ref.fact.line < line
+        for ref in index.dependency_refs_in(path)
+    )
 
 
 def _span(ref: DependencyRef) -> Span:

@@ -107,6 +107,9 @@ class FunctionFact:
     return_values: tuple[Value, ...]
     params: tuple[ParamFact, ...]
     class_qualname: Optional[str]
+    returned_functions: tuple[str, ...] = ()
+    """Qualnames of the undecorated functions defined in this one that it returns by name, when every
+    `return` gives one of them (a factory: `def require_role(role): def check(...): ...; return check`)."""
 
     @property
     def name(self) -> str:
@@ -121,6 +124,8 @@ class ClassFact:
     bases: tuple[Value, ...]
     methods: frozenset[str]
     decorated: bool = False
+    decorators: tuple[Value, ...] = ()
+    metaclass: Optional[Value] = None
 
 
 @dataclass(frozen=True)
@@ -250,6 +255,9 @@ class _Scope:
         self.bindings: dict[str, Value] = {}
         self.yields = False  # for a function: a `yield` in its own body
         self.returns: list[Value] = []  # for a function: what its own `return`s give
+        self.returned_names: list[Optional[str]] = []  # for a function: a name each `return` gives
+        self.local_defs: set[str] = set()  # names bound by an undecorated `def` in this function
+        self.rebound: set[str] = set()  # names of this function bound more than once
 
 
 class _Extractor(ast.NodeVisitor):
@@ -394,6 +402,8 @@ class _Extractor(ast.NodeVisitor):
             self.facts.bindings[name] = value
             scope.bindings[name] = value if is_import else Name(f"{self.facts.module}.{name}")
         else:
+            if name in scope.bindings:
+                scope.rebound.add(name)
             scope.bindings[name] = value
 
     def record_call(self, node: ast.Call) -> None:
@@ -459,6 +469,8 @@ class _Extractor(ast.NodeVisitor):
         if node.returns is not None:
             self.visit(node.returns)
         self.bind(node.name, Name(f"{self.facts.module}.{qualname}"))
+        if enclosing.kind == "function" and not node.decorator_list:
+            enclosing.local_defs.add(node.name)
         scope = _Scope("function", qualname)
         for param in params:
             scope.bindings[param.name] = Call(param.annotation) if param.annotation else UNKNOWN
@@ -467,6 +479,12 @@ class _Extractor(ast.NodeVisitor):
             self.visit(statement)
         is_generator = scope.yields
         return_values = tuple(scope.returns)
+        returned_functions: tuple[str, ...] = ()
+        if not (is_async or is_generator) and all(
+            name in scope.local_defs and name not in scope.rebound for name in scope.returned_names
+        ):
+            returned = {f"{qualname}.<locals>.{name}" for name in scope.returned_names if name}
+            returned_functions = tuple(sorted(returned))
         self.scopes.pop()
         self.facts.functions[qualname] = FunctionFact(
             module=self.facts.module,
@@ -482,6 +500,7 @@ class _Extractor(ast.NodeVisitor):
             return_values=return_values,
             params=params,
             class_qualname=class_qualname,
+            returned_functions=returned_functions,
         )
 
     def return_value(self, node: ast.Return) -> Value:
@@ -620,20 +639,33 @@ class _Extractor(ast.NodeVisitor):
         self.scopes.append(_Scope("class", qualname))
         for statement in node.body:
             self.visit(statement)
-        self.scopes.pop()
+        body = self.scopes.pop()
         methods = frozenset(
             statement.name
             for statement in node.body
             if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef))
         )
+        # `__call__ = handler` makes instances callable as surely as a `def` does
+        methods |= {name for name in ("__call__", "__new__") if name in body.bindings}
+        metaclass = next((k.value for k in node.keywords if k.arg == "metaclass"), None)
         self.facts.classes[qualname] = ClassFact(
-            self.facts.module, qualname, node.lineno, bases, methods, bool(node.decorator_list)
+            self.facts.module,
+            qualname,
+            node.lineno,
+            bases,
+            methods,
+            bool(node.decorator_list),
+            tuple(
+                self.value(d.func if isinstance(d, ast.Call) else d) for d in node.decorator_list
+            ),
+            self.value(metaclass) if metaclass is not None else None,
         )
 
     def visit_Return(self, node: ast.Return) -> None:
         scope = self.scopes[-1]
         if scope.kind == "function":
             scope.returns.append(self.return_value(node))
+            scope.returned_names.append(node.value.id if isinstance(node.value, ast.Name) else None)
         self.generic_visit(node)
 
     def visit_Yield(self, node: Union[ast.Yield, ast.YieldFrom]) -> None:

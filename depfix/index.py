@@ -25,6 +25,10 @@ SECURITY_MARKERS = frozenset(
 _MAX_DEPTH = 40
 ALWAYS_EXTERNAL = frozenset({"fastapi", "starlette", "pydantic", "typing", "typing_extensions"})
 EAGER = frozenset({"eager"})
+FACTORY_DECORATORS = frozenset(
+    {"functools.lru_cache", "functools.cache", "builtins.staticmethod", "builtins.classmethod"}
+)
+"""Decorators of a factory that keep what it returns (`@lru_cache` returns the same inner function)."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,8 @@ class ProjectIndex:
         self.routes: list[Route] = []
         self._refs_by_position: dict[tuple[str, int, int], DependencyRef] = {}
         self._fastapi_callees: dict[FunctionKey, str] = {}
+        self._factory_products: dict[FunctionKey, FunctionKey] = {}
+        """Inner function -> the factory whose result FastAPI calls (`Depends(require_role("x"))`)."""
         self._refs_by_path: Optional[dict[str, list[DependencyRef]]] = None
         self._functions_by_line: dict[str, dict[int, FunctionFact]] = {}
         self.memo: dict[str, object] = {}
@@ -217,6 +223,8 @@ class ProjectIndex:
                 self._mark_dependency(target)
             elif isinstance(target, Class):  # `Depends(Checker(...))`: the instance is called
                 self._mark_dependency(Instance(target))
+            elif isinstance(target, Function):  # `Depends(require_role("x"))`: what it returns is
+                self._mark_factory(target)
         for override in facts.overrides:
             self._mark_dependency(self.resolve(override.key))
             self._mark_dependency(self.resolve(override.value))
@@ -231,6 +239,17 @@ class ProjectIndex:
             key = self._method(target.of, "__call__")
         if key is not None:
             self._fastapi_callees.setdefault(key, "dependency")
+
+    def _mark_factory(self, factory: Function) -> None:
+        """Record the inner functions a factory returns; FastAPI calls them (see `fastapi_role`)."""
+        fact = factory.fact
+        if not fact.returned_functions or not all(
+            isinstance(resolved, External) and resolved.qname in FACTORY_DECORATORS
+            for resolved in map(self.resolve, fact.decorators)
+        ):
+            return
+        for qualname in fact.returned_functions:
+            self._factory_products.setdefault((fact.module, qualname), (fact.module, fact.qualname))
 
     def _method(self, cls: Class, name: str) -> Optional[FunctionKey]:
         """The class or project base class that defines `name` (what FastAPI calls)."""
@@ -366,13 +385,22 @@ class ProjectIndex:
         return facts.functions.get(key[1]) if facts is not None else None
 
     def fastapi_role(self, key: FunctionKey) -> Optional[str]:
-        """ "route" or "dependency" when FastAPI calls this function, else None."""
-        return self._fastapi_callees.get(key)
+        """ "route" or "dependency" when FastAPI calls this function, else None.
+
+        An inner function a factory returns is a dependency when the factory's result goes to
+        `Depends(...)`/`Security(...)` only: a direct call of the factory elsewhere hands it to code
+        that may call it with any arguments.
+        """
+        role = self._fastapi_callees.get(key)
+        factory = self._factory_products.get(key) if role is None else None
+        if factory is not None and not self.direct_calls(factory):
+            return "dependency"
+        return role
 
     def defines_callees(self, facts: FileFacts) -> bool:
         """Whether the file defines a route or dependency (a function FastAPI calls)."""
         return any(
-            (function.module, function.qualname) in self._fastapi_callees
+            self.fastapi_role((function.module, function.qualname)) is not None
             for function in facts.functions.values()
         )
 
@@ -461,6 +489,7 @@ class ProjectIndex:
         new._direct_calls = None
         new._imports_by_target = None
         new._fastapi_callees = dict(self._fastapi_callees)
+        new._factory_products = dict(self._factory_products)
         new.routes = [route for route in self.routes if route.path != facts.path]
         new.dependency_refs = []
         new._refs_by_position = {}
