@@ -168,7 +168,7 @@ def test_targets_are_sorted_and_deduplicated(tmp_path: Path) -> None:
 
 
 def test_a_single_file_sees_the_whole_project_for_the_index(tmp_path: Path) -> None:
-    root = make(tmp_path, ["core/deps.py", "web/api.py", "web/ignored.py", "build/x.py"])
+    root = make(tmp_path, ["core/deps.py", "web/api.py", "web/ignored.py", "build/lib/x.py"])
     (root / ".gitignore").write_text("ignored.py\n")
     found = discover_in(root, "web/api.py")
     assert found.root == root
