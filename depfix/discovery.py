@@ -98,11 +98,18 @@ class _Walker:
         return relative_posix(path, self.root)
 
     def excluded(self, path: Path, is_dir: bool, ignores: list[tuple[Path, _Spec]]) -> bool:
+        return self.configured(path, is_dir) or self.gitignored(path, is_dir, ignores)
+
+    def configured(self, path: Path, is_dir: bool) -> bool:
+        """Whether the default excludes or the configured `exclude` globs skip `path`."""
         relative = self.relative(path)
         if relative is not None:
             candidate = relative + "/" if is_dir else relative
             if self.exclude.match_file(candidate):
                 return True
+        return False
+
+    def gitignored(self, path: Path, is_dir: bool, ignores: list[tuple[Path, _Spec]]) -> bool:
         # as git does: the deepest .gitignore with a matching pattern decides, so that a nested
         # `!pattern` re-includes what a parent ignores (within one file the last match wins)
         for base, spec in reversed(ignores):
@@ -165,38 +172,55 @@ class _Walker:
                         self._symlink(path, inside)
                     continue
                 is_dir = entry.is_dir(follow_symlinks=False)
-                if self.excluded(path, is_dir, active):
+                if self.configured(path, is_dir):
+                    continue
+                output = is_dir and entry.name in OUTPUT_DIRECTORIES
+                ignored = self.gitignored(path, is_dir, active)
+                if ignored and not output:
                     continue
                 if is_dir:
                     self.inputs.append(path / VIRTUALENV_MARKER)
                     if _is_virtualenv(path):
                         self.skipped.add((path, f"skipped: a virtualenv ({VIRTUALENV_MARKER})"))
                         continue
-                    if entry.name in OUTPUT_DIRECTORIES:
-                        skipped, reason = self._output(path, in_package, active)
+                    if output:
+                        skipped, reason = self._output(path, in_package, active, ignored)
                         self.skipped.add((path, reason))
                         if skipped:
                             continue
-                    nested = active
+                    # a package kept although ignored: the pattern that matched it would match
+                    # everything in it, so only the .gitignore files inside it apply there
+                    nested = [] if ignored else active
                     self.inputs.append(path / ".gitignore")
                     if (path / ".gitignore").is_file():
-                        nested = [*active, (path, self._load(path / ".gitignore"))]
+                        nested = [*nested, (path, self._load(path / ".gitignore"))]
                     children.append((path, nested))
                 elif entry.name.endswith(".py"):
                     yield path
             stack.extend(reversed(children))
 
     def _output(
-        self, path: Path, in_package: bool, active: list[tuple[Path, _Spec]]
+        self, path: Path, in_package: bool, active: list[tuple[Path, _Spec]], ignored: bool
     ) -> tuple[bool, str]:
-        """Whether a directory named like output (and not ignored) is skipped, and why."""
+        """Whether a directory named like output is skipped, and why.
+
+        A Python package is checked even when a .gitignore pattern matches it (`build/` of a
+        template): git ignores only untracked files, and a source package is tracked.
+        """
         venv = "venv" in path.name
         named = f"named like {'a virtualenv' if venv else 'build output'}"
+        despite = " (a .gitignore pattern matches it, but git ignores only untracked files)"
         if in_package:
-            return False, f"checked although {named}: it is part of a Python package"
+            return False, f"checked although {named}: it is part of a Python package" + (
+                despite if ignored else ""
+            )
         self.inputs.append(path / "__init__.py")
         if (path / "__init__.py").is_file():
-            return False, f"checked although {named}: it is a Python package"
+            return False, f"checked although {named}: it is a Python package" + (
+                despite if ignored else ""
+            )
+        if ignored:
+            return True, "skipped: ignored by .gitignore"
         self.inputs.append(path)  # listed: what it holds decides
         try:
             entries = sorted(os.listdir(path))
