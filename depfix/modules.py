@@ -159,8 +159,16 @@ def split_scopes(files: Sequence[Path], layout: Layout) -> list[Scope]:
         name, _, import_root = _names_and_root(str(path), layout)
         roots.setdefault(name, set()).add(import_root)
     home = {layout.root, *(os.path.join(layout.root, name) for name in SOURCE_DIRS)}
+    colliding = {root for claimed in roots.values() if len(claimed) > 1 for root in claimed}
+    # a `src/` layout's scope is its distribution: the scripts and tests beside `src/` too
     split = sorted(
-        {root for claimed in roots.values() if len(claimed) > 1 for root in claimed} - home
+        {
+            os.path.dirname(root)
+            if os.path.basename(root) in SOURCE_DIRS and os.path.dirname(root) in layout.bases
+            else root
+            for root in colliding - home
+        }
+        - home
     )
     if not split:
         return [Scope(layout, list(files))]
