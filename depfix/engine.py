@@ -129,7 +129,9 @@ class RunResult:
     """Every file and directory whose presence or content decided this result (absolute paths)."""
     replay: Optional[ReplayScope] = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    """Directories named like build output or virtualenvs: (display path, skipped or kept, why)."""
+    """What `--verbose` explains, as (display path, what and why): directories named like build
+    output or virtualenvs (skipped or kept), scopes checked as projects of their own, and files
+    whose module name another file claims too."""
 
 
 @dataclass
@@ -919,7 +921,18 @@ def _run(
                 )
                 parts.append(_run_found(part, paths, options, cwd, enabled, cache))
         result = _merged(parts)
-    result.skipped = [(display_path(path, cwd) + "/", reason) for path, reason in found.skipped]
+    result.skipped += [(display_path(path, cwd) + "/", reason) for path, reason in found.skipped]
+    for scope in scopes:
+        if scope.layout.scope is not None and scope.collision is not None:
+            name, other = scope.collision
+            result.skipped.append(
+                (
+                    display_path(Path(scope.layout.scope), cwd) + "/",
+                    f"checked as a project of its own: its module {name} is also "
+                    f"{display_path(other, cwd)}, of another import root",
+                )
+            )
+    result.skipped.sort()
     if cache is not None:
         cache.save()
     return result
@@ -936,6 +949,7 @@ def _merged(parts: Sequence[RunResult]) -> RunResult:
         result.unindexed.extend(part.unindexed)
         result.notes.extend(part.notes)
         result.inputs.extend(part.inputs)
+        result.skipped.extend(part.skipped)
         # a group is written all-or-nothing: the groups of two scopes stay apart
         result.changes.extend(
             dataclasses.replace(change, group=change.group * len(parts) + number)
@@ -985,6 +999,17 @@ def _run_found(
             problem = FileError(job.path, error.line, error.column, error.message)
             (result.errors if job.path in target_set else result.unindexed).append(problem)
     loader = _Loader(jobs, data, options, cache)
+    claimed = {name for name, paths in loader.source.module_paths.items() if not paths}
+    for job in jobs:  # a name two files claim from different places: resolved to neither
+        if job.module in claimed:
+            others = [j.path for j in jobs if j.module == job.module and j is not job]
+            result.skipped.append(
+                (
+                    job.path,
+                    f"module {job.module} is also {', '.join(others)}: what imports it is not "
+                    "resolved to either",
+                )
+            )
     extra = [rule.INDEX_NEEDLES for rule in options.rules]
     whole = any(needles is None for needles in extra) or any(
         _plans_projects(rule) and not rule.FASTAPI_ONLY for rule in options.rules

@@ -142,6 +142,8 @@ class Scope:
 
     layout: Layout
     files: list[Path] = field(default_factory=list)
+    collision: Optional[tuple[str, Path]] = None
+    """Why a scope was split off: one of its module names and another file that claims it."""
 
 
 def split_scopes(files: Sequence[Path], layout: Layout) -> list[Scope]:
@@ -154,28 +156,29 @@ def split_scopes(files: Sequence[Path], layout: Layout) -> list[Scope]:
     rest stays in the first scope. Within a scope, a file outside any package is named from the
     scope's directory, as it is when run from there.
     """
-    roots: dict[str, set[str]] = {}
+    roots: dict[str, dict[str, Path]] = {}  # name -> import root -> the first file claiming it
     for path in files:
         name, _, import_root = _names_and_root(str(path), layout)
-        roots.setdefault(name, set()).add(import_root)
+        roots.setdefault(name, {}).setdefault(import_root, path)
     home = {layout.root, *(os.path.join(layout.root, name) for name in SOURCE_DIRS)}
-    colliding = {root for claimed in roots.values() if len(claimed) > 1 for root in claimed}
-    # a `src/` layout's scope is its distribution: the scripts and tests beside `src/` too
-    split = sorted(
-        {
-            os.path.dirname(root)
-            if os.path.basename(root) in SOURCE_DIRS and os.path.dirname(root) in layout.bases
-            else root
-            for root in colliding - home
-        }
-        - home
-    )
-    if not split:
+    why: dict[str, tuple[str, Path]] = {}
+    for name, claims in sorted(roots.items()):
+        for import_root in sorted(claims) if len(claims) > 1 else ():
+            root = import_root
+            # a `src/` layout's scope is its distribution: the scripts and tests beside `src/`
+            if os.path.basename(root) in SOURCE_DIRS and os.path.dirname(root) in layout.bases:
+                root = os.path.dirname(root)
+            if root not in home:
+                other = next(p for claimed, p in sorted(claims.items()) if claimed != import_root)
+                why.setdefault(root, (name, other))
+    if not why:
         return [Scope(layout, list(files))]
+    split = sorted(why)
     scopes: dict[Optional[str], Scope] = {None: Scope(layout)}
     for directory in split:
         scopes[directory] = Scope(
-            replace(layout, bases=layout.bases | {directory}, scope=directory)
+            replace(layout, bases=layout.bases | {directory}, scope=directory),
+            collision=why[directory],
         )
     for path in files:
         owner = max(

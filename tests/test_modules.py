@@ -191,3 +191,24 @@ def _answers(folder: Path, example: str) -> object:
     )
     assert process.returncode == 0, process.stderr  # a NameError at import would show here
     return json.loads(process.stdout)
+
+
+def test_verbose_says_which_roots_are_projects_of_their_own_and_which_names_are_claimed_twice(
+    tmp_path: Path,
+) -> None:
+    shutil.copytree(
+        FIXTURES / "DF001" / "monorepo_services_one_module_name" / "before", tmp_path / "repo"
+    )
+    root = tmp_path / "repo"
+    write_tree(root, {"pyproject.toml": "", "x.py": "", "src/x.py": ""})
+    run = run_depfix(root, "check", "--no-cache", "--verbose", "--select", "DF001")
+    assert run.code == 1, run
+    assert run.err.splitlines()[:4] == [
+        "depfix: services/billing/: checked as a project of its own: its module app is also "
+        "services/orders/app/__init__.py, of another import root",
+        "depfix: services/orders/: checked as a project of its own: its module app is also "
+        "services/billing/app/__init__.py, of another import root",
+        "depfix: src/x.py: module x is also x.py: what imports it is not resolved to either",
+        "depfix: x.py: module x is also src/x.py: what imports it is not resolved to either",
+    ]
+    assert "project of its own" not in run_depfix(root, "check", "--no-cache").err
