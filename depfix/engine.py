@@ -921,18 +921,19 @@ def _run(
                 )
                 parts.append(_run_found(part, paths, options, cwd, enabled, cache))
         result = _merged(parts)
-    result.skipped += [(display_path(path, cwd) + "/", reason) for path, reason in found.skipped]
+    skipped = [*result.skipped]  # a copy: the result may be the cache's own entry
+    skipped += [(display_path(path, cwd) + "/", reason) for path, reason in found.skipped]
     for scope in scopes:
         if scope.layout.scope is not None and scope.collision is not None:
             name, other = scope.collision
-            result.skipped.append(
+            skipped.append(
                 (
                     display_path(Path(scope.layout.scope), cwd) + "/",
                     f"checked as a project of its own: its module {name} is also "
                     f"{display_path(other, cwd)}, of another import root",
                 )
             )
-    result.skipped.sort()
+    result = dataclasses.replace(result, skipped=sorted(skipped))
     if cache is not None:
         cache.save()
     return result
