@@ -92,6 +92,14 @@ def _names_and_root(path: str, layout: Layout) -> tuple[str, list[str], str]:
     anchor, packages, top = _anchor(os.path.dirname(path), layout)
     relative = relative_posix(Path(path), Path(anchor)) or os.path.basename(path)
     name, aliases = module_names(relative, packages)
+    if anchor != layout.root:  # also as a namespace path from the project root (`services.a.app`)
+        from_root = relative_posix(Path(path), Path(layout.root))
+        parts = PurePosixPath(from_root).with_suffix("").parts if from_root else ()
+        if parts and parts[-1] == "__init__":
+            parts = parts[:-1]
+        dotted = ".".join(parts)
+        if parts and all(p.isidentifier() for p in parts) and dotted not in (name, *aliases):
+            aliases.append(dotted)
     if top is not None:
         import_root = os.path.dirname(top)
     elif name != ".".join(PurePosixPath(relative).with_suffix("").parts):  # named from `src/`
