@@ -212,3 +212,25 @@ def test_verbose_says_which_roots_are_projects_of_their_own_and_which_names_are_
         "depfix: x.py: module x is also src/x.py: what imports it is not resolved to either",
     ]
     assert "project of its own" not in run_depfix(root, "check", "--no-cache").err
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("services/a/app/db.py", ("app.db", ["services.a.app.db"])),
+        ("services/a/app/__init__.py", ("app", ["services.a.app"])),
+        ("services/a/src/core/x.py", ("core.x", ["src.core.x", "services.a.src.core.x"])),
+        ("services/a/run.py", ("run", ["services.a.run"])),
+        ("services/a/tools/seed.py", ("tools.seed", ["services.a.tools.seed"])),
+        ("app/sub/deps.py", ("app.sub.deps", [])),  # a namespace portion inside a package
+        ("my-scripts/run.py", ("my-scripts.run", [])),
+    ],
+)
+def test_module_names_from_import_roots(path: str, expected: tuple[str, list[str]]) -> None:
+    root = "/repo"
+    layout = Layout(
+        root,
+        packages=frozenset(f"{root}/{p}" for p in ("services/a/app", "services/a/src/core", "app")),
+        bases=frozenset({root, f"{root}/services/a"}),
+    )
+    assert module_names_at(Path(root, path), layout) == expected
