@@ -234,3 +234,55 @@ def test_module_names_from_import_roots(path: str, expected: tuple[str, list[str
         bases=frozenset({root, f"{root}/services/a"}),
     )
     assert module_names_at(Path(root, path), layout) == expected
+
+
+PAGER_MAIN = """\
+from fastapi import Depends, FastAPI
+
+from app.deps import pager
+
+app = FastAPI()
+
+
+@app.get("/items")
+def list_items(page: dict = Depends(pager)):
+    return page
+"""
+
+
+def test_each_example_resolves_its_own_module_of_a_shared_name(tmp_path: Path) -> None:
+    """DF012: example one's `Pager` has `__call__`, example two's has not. Resolved in one project,
+    `app.deps` was example two's module for both, and example one was reported too."""
+    root = tmp_path / "repo"
+    write_tree(
+        root,
+        {
+            "pyproject.toml": "",
+            "examples/one/app/__init__.py": "",
+            "examples/one/app/main.py": PAGER_MAIN,
+            "examples/one/app/deps.py": PAGER.replace("def page(", "def __call__("),
+            "examples/two/app/__init__.py": "",
+            "examples/two/app/main.py": PAGER_MAIN,
+            "examples/two/app/deps.py": PAGER,
+        },
+    )
+    run = run_depfix(root, "check", "--no-cache", "--quiet", "--select", "DF012")
+    assert run.code == 1, run
+    assert run.out == (
+        "examples/two/app/main.py:9:29: DF012 Depends receives a `Pager` instance, which has no "
+        "`__call__`: FastAPI fails at startup (no fix: pass a function or a class; which one "
+        "depends on what the instance is for)\n"
+    )
+
+
+PAGER = """\
+class Pager:
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def page(self, skip: int = 0) -> dict:
+        return {"skip": skip, "limit": self.size}
+
+
+pager = Pager(10)
+"""
