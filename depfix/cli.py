@@ -290,11 +290,17 @@ def _finish(
     written: bool,
     diff: bool = False,
     unsafe: bool = False,
+    verbose: bool = False,
 ) -> None:
     """Print the run: a diff or the report on stdout; errors and the summary on stderr.
 
     With a diff and the text format, diagnostics go to stderr so that stdout stays a clean patch.
+    With `verbose`, stderr also says which directories named like build output or virtualenvs were
+    skipped or checked, and why.
     """
+    if verbose and not quiet:
+        for path, reason in result.skipped:
+            typer.echo(f"depfix: {path}: {reason}", err=True)
     shown = result
     if written and output_format == "text":  # after writing, list only what is left to do
         left = [d for d in result.diagnostics if d.fix is None or not d.fix.applied]
@@ -406,6 +412,7 @@ def apply_command(
         written=writes,
         diff=dry_run,
         unsafe=unsafe or settings.unsafe,
+        verbose=verbose,
     )
     found = bool(result.changes) if check else bool(result.diagnostics)
     failed = committed is not None and committed.push_error is not None
@@ -540,6 +547,7 @@ def check_command(
         quiet=quiet,
         written=False,
         unsafe=unsafe or settings.unsafe,
+        verbose=verbose,
     )
     failed = summary is not None and not _append_summary(summary, result, "check")
     if summary is None:

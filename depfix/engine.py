@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar, Union
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
@@ -34,7 +34,13 @@ from depfix.facts import FileFacts, extract_facts, fingerprint, parse_source
 from depfix.imports import add_from_import, module_code, remove_imports_made_unused
 from depfix.index import External, LazySource, ProjectIndex, strongly_connected
 from depfix.io import SourceError, SourceFile, decode_source, read_source
-from depfix.modules import display_path, imported_names, module_names, relative_posix
+from depfix.modules import (
+    Layout,
+    display_path,
+    imported_names,
+    module_names_at,
+    split_scopes,
+)
 from depfix.prefilter import IDENTIFIER, matters
 from depfix.replay import RACY_NS
 from depfix.rules import SAFE, Changeset, FileContext, FileRule, Finding, Rule, RuleInfo, Span
@@ -122,6 +128,10 @@ class RunResult:
     inputs: list[str] = field(default_factory=list)
     """Every file and directory whose presence or content decided this result (absolute paths)."""
     replay: Optional[ReplayScope] = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """What `--verbose` explains, as (display path, what and why): directories named like build
+    output or virtualenvs (skipped or kept), scopes checked as projects of their own, and files
+    whose module name another file claims too."""
 
 
 @dataclass
@@ -576,33 +586,16 @@ def _map(
     return results
 
 
-def _jobs_for(
-    files: Sequence[Path], root: Path, cwd: Path, package_dirs: Optional[frozenset[str]] = None
-) -> list[_Job]:
-    """A job per file; `package_dirs` (the directories holding an `__init__.py`) default to `files`'."""
-    relative = {path: _relative(path, root) for path in files}
-    if package_dirs is None:
-        package_dirs = _package_dirs(relative.values())
+def _jobs_for(files: Sequence[Path], root: Union[Path, Layout], cwd: Path) -> list[_Job]:
+    """A job per file, named from `root`'s layout (a bare root: from the packages among `files`)."""
+    layout = (root if isinstance(root, Layout) else Layout(str(root))).with_files(files)
     jobs = []
     for path in files:
-        module, aliases = module_names(relative[path], package_dirs)
+        module, aliases = module_names_at(path, layout)
         jobs.append(
             _Job(str(path), display_path(path, cwd), module, aliases, path.name == "__init__.py")
         )
     return jobs
-
-
-def _relative(path: Path, root: Path) -> str:
-    relative = relative_posix(path, root)
-    return path.name if relative is None else relative
-
-
-def _package_dirs(relative_paths: Iterable[str]) -> frozenset[str]:
-    return frozenset(
-        rel.rsplit("/", 1)[0] if "/" in rel else ""
-        for rel in relative_paths
-        if rel.endswith("__init__.py")
-    )
 
 
 def build_index(
@@ -613,13 +606,29 @@ def build_index(
 
 
 def _module_paths(jobs: Sequence[_Job]) -> dict[str, list[str]]:
-    """Module name -> the files that may be it, in the precedence a full index gives them."""
+    """Module name -> the files that may be it, in the precedence a full index gives them.
+
+    A name two files claim from different directories (`x.py` and `src/x.py`) is no file: it maps
+    to an empty list, and the index resolves nothing through it (`x.py` beside a package `x/`
+    is the package, as Python imports it).
+    """
     paths: dict[str, list[str]] = {}
     for job in sorted(jobs, key=lambda j: j.path, reverse=True):  # the last file of a name wins
         paths.setdefault(job.module, []).append(job.path)
+    for claims in paths.values():
+        folders = {_module_folder(path) for path in claims}
+        if len(folders) > 1:
+            claims.clear()
     for alias, path in {alias: job.path for job in jobs for alias in job.aliases}.items():
-        paths.setdefault(alias, []).append(path)
+        if paths.get(alias) != []:
+            paths.setdefault(alias, []).append(path)
     return paths
+
+
+def _module_folder(path: str) -> str:
+    """`a/x` for `a/x.py` and `a/x/__init__.py`: where a module is, as a name of the folder."""
+    folder, name = os.path.split(path)
+    return folder if name == "__init__.py" else os.path.join(folder, name[:-3])
 
 
 _DATA: dict[str, bytes] = {}
@@ -890,16 +899,94 @@ def run(paths: Sequence[Path], options: RunOptions, cwd: Optional[Path] = None) 
 def _run(
     paths: Sequence[Path], options: RunOptions, cwd: Optional[Path], enabled: bool
 ) -> RunResult:
-    global _STATE
     cwd = cwd or Path.cwd()
     found = discover(paths, options.settings.exclude, options.root)
+    layout = found.layout or Layout(str(found.root))
+    cache = Cache(found.root) if options.cache else None
+    scopes = split_scopes(found.project, layout)
+    if len(scopes) == 1:
+        result = _run_found(found, paths, options, cwd, enabled, cache)
+    else:  # import roots that claim the same module names: each is its own project
+        parts: list[RunResult] = []
+        for scope in scopes:
+            members = set(scope.files)
+            targets = [path for path in found.targets if path in members]
+            if targets or (scope is scopes[-1] and not parts):
+                part = dataclasses.replace(
+                    found,
+                    targets=targets,
+                    project=scope.files,
+                    problems=[] if parts else found.problems,
+                    layout=scope.layout,
+                )
+                parts.append(_run_found(part, paths, options, cwd, enabled, cache))
+        result = _merged(parts)
+    skipped = [*result.skipped]  # a copy: the result may be the cache's own entry
+    skipped += [(display_path(path, cwd) + "/", reason) for path, reason in found.skipped]
+    for scope in scopes:
+        if scope.layout.scope is not None and scope.collision is not None:
+            name, other = scope.collision
+            skipped.append(
+                (
+                    display_path(Path(scope.layout.scope), cwd) + "/",
+                    f"checked as a project of its own: its module {name} is also "
+                    f"{display_path(other, cwd)}, of another import root",
+                )
+            )
+    result = dataclasses.replace(result, skipped=sorted(skipped))
+    if cache is not None:
+        cache.save()
+    return result
+
+
+def _merged(parts: Sequence[RunResult]) -> RunResult:
+    """One result of the runs of several scopes (their files are disjoint)."""
+    result = RunResult()
+    for number, part in enumerate(parts):
+        result.files_scanned += part.files_scanned
+        result.diagnostics.extend(part.diagnostics)
+        result.errors.extend(part.errors)
+        result.fixes += part.fixes
+        result.unindexed.extend(part.unindexed)
+        result.notes.extend(part.notes)
+        result.inputs.extend(part.inputs)
+        result.skipped.extend(part.skipped)
+        # a group is written all-or-nothing: the groups of two scopes stay apart
+        result.changes.extend(
+            dataclasses.replace(change, group=change.group * len(parts) + number)
+            for change in part.changes
+        )
+    result.diagnostics.sort(key=Diagnostic.sort_key)
+    result.notes.sort(key=Diagnostic.sort_key)
+    result.errors.sort(key=lambda e: (e.path, e.line or 0, e.column or 0, e.message))
+    result.inputs = list(dict.fromkeys(result.inputs))
+    scopes = [part.replay for part in parts]
+    if all(scope is not None for scope in scopes):
+        result.replay = ReplayScope(
+            {path: entry for scope in scopes if scope for path, entry in scope.files.items()},
+            sorted({needle for scope in scopes if scope for needle in scope.needles}),
+            sorted({word for scope in scopes if scope for word in scope.words}),
+        )
+    return result
+
+
+def _run_found(
+    found: Discovery,
+    paths: Sequence[Path],
+    options: RunOptions,
+    cwd: Path,
+    enabled: bool,
+    cache: Optional[Cache],
+) -> RunResult:
+    """The run of one scope of the project (all of it, unless import roots collide)."""
+    global _STATE
     result = RunResult(inputs=[str(path) for path in (*found.inputs, *found.project)])
     for problem_path, message in found.problems:
         result.errors.append(FileError(display_path(problem_path, cwd), None, None, message))
-    jobs = _jobs_for(found.project, found.root, cwd)
+    layout = found.layout or Layout(str(found.root))
+    jobs = _jobs_for(found.project, layout, cwd)
     target_paths = [display_path(path, cwd) for path in found.targets]
     target_set = set(target_paths)
-    cache = Cache(found.root) if options.cache else None
     run_key = _run_key(found, paths, options, cwd) if cache is not None else None
     if cache is not None and run_key is not None:
         hit = cache.get("run", run_key)
@@ -913,6 +1000,17 @@ def _run(
             problem = FileError(job.path, error.line, error.column, error.message)
             (result.errors if job.path in target_set else result.unindexed).append(problem)
     loader = _Loader(jobs, data, options, cache)
+    claimed = {name for name, paths in loader.source.module_paths.items() if not paths}
+    for job in jobs:  # a name two files claim from different places: resolved to neither
+        if job.module in claimed:
+            others = [j.path for j in jobs if j.module == job.module and j is not job]
+            result.skipped.append(
+                (
+                    job.path,
+                    f"module {job.module} is also {', '.join(others)}: what imports it is not "
+                    "resolved to either",
+                )
+            )
     extra = [rule.INDEX_NEEDLES for rule in options.rules]
     whole = any(needles is None for needles in extra) or any(
         _plans_projects(rule) and not rule.FASTAPI_ONLY for rule in options.rules
@@ -944,6 +1042,7 @@ def _run(
     for path, problem in sorted(loader.errors.items()):
         (result.errors if path in target_set else result.unindexed).append(problem)
     project = _Project(found.project, found.root, cwd, jobs, loader.facts, index)
+    project.layout = layout
     project.lazy = loader.source
     project.loader = loader
     project.given = [Path(os.path.abspath(cwd / path)) for path in paths]
@@ -1035,10 +1134,8 @@ def _run(
         and all(rule.FASTAPI_ONLY for rule in options.rules if issubclass(rule, FileRule))
     ):
         result.replay = _replay_scope(project, loader, result, needles)
-    if cache is not None:
-        if run_key is not None:
-            cache.put("run", run_key, result)
-        cache.save()
+    if cache is not None and run_key is not None:
+        cache.put("run", run_key, result)
     return result
 
 
@@ -1131,6 +1228,7 @@ def _run_key(
         [str(p) for p in found.targets],
         [(str(p), m) for p, m in found.problems],
         str(found.root),
+        found.layout.key() if found.layout is not None else None,
         stats,
     )
 
@@ -1283,6 +1381,8 @@ class _Project:
     ) -> None:
         self.files = list(files)
         self.root = root
+        self.layout = Layout(str(root))
+        """Where module names start from (the run's, from discovery)."""
         self.cwd = cwd
         self.jobs = jobs
         self.by_path = {job.path: job for job in jobs}
@@ -1315,13 +1415,11 @@ class _Project:
             self.created.update(new)
             added = [Path(os.path.abspath(self.cwd / path)) for path in new]
             self.files.extend(added)
+            layout = self.layout.with_files(self.files)
             if any(path.name == "__init__.py" for path in added):  # module names may change
-                self.jobs = _jobs_for(sorted(set(self.files)), self.root, self.cwd)
+                self.jobs = _jobs_for(sorted(set(self.files)), layout, self.cwd)
             else:  # the packages stay: only the new files need a job
-                packages = _package_dirs(
-                    _relative(Path(job.absolute), self.root) for job in self.jobs if job.is_package
-                )
-                jobs = _jobs_for(added, self.root, self.cwd, packages)
+                jobs = _jobs_for(added, layout, self.cwd)
                 self.jobs = sorted([*self.jobs, *jobs], key=lambda job: Path(job.absolute))
             self.by_path = {job.path: job for job in self.jobs}
         extract = self.loader.extract if self.loader is not None else _extract

@@ -293,6 +293,8 @@ class ProjectIndex:
             module = ".".join(parts[:cut])
             if module in self.modules:
                 return self._in_module(self.modules[module], parts[cut:])
+            if self.lazy is not None and self.lazy.module_paths.get(module) == []:
+                return Unresolved(f"several files of the project are module {module}")
         return External(qname)
 
     def _in_module(self, facts: FileFacts, rest: list[str]) -> Resolved:

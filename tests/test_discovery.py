@@ -105,6 +105,131 @@ def test_default_excludes(tmp_path: Path) -> None:
     assert relative(root, discover_in(root).targets) == ["app/main.py"]
 
 
+def skipped(root: Path, found: Discovery) -> list[tuple[str, str]]:
+    return [(path.relative_to(root).as_posix(), reason) for path, reason in found.skipped]
+
+
+def test_directories_named_like_output_are_skipped_only_when_they_are_not_source(
+    tmp_path: Path,
+) -> None:
+    root = make(
+        tmp_path,
+        [
+            "app/__init__.py",
+            "app/features/__init__.py",
+            "app/features/build/__init__.py",
+            "app/features/build/routes.py",
+            "app/dist/views.py",  # no __init__.py of its own: a namespace portion of `app`
+            "app/venv/__init__.py",
+            "app/site-packages/x.py",
+            "app/node_modules/x.py",
+            "build/lib/app/main.py",
+            "build/lib.linux-x86_64-cpython-311/app/main.py",
+            "dist/x.py",
+            ".venv/lib/site.py",
+            "venv/x.py",
+        ],
+    )
+    (root / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    found = discover_in(root)
+    assert relative(root, found.targets) == [
+        "app/__init__.py",
+        "app/dist/views.py",
+        "app/features/__init__.py",
+        "app/features/build/__init__.py",
+        "app/features/build/routes.py",
+        "app/venv/__init__.py",
+    ]
+    assert skipped(root, found) == [
+        (".venv", "skipped: a virtualenv (it holds lib/)"),
+        ("app/dist", "checked although named like build output: it is part of a Python package"),
+        (
+            "app/features/build",
+            "checked although named like build output: it is part of a Python package",
+        ),
+        ("app/venv", "checked although named like a virtualenv: it is part of a Python package"),
+        ("build", "skipped: build output (a setuptools build tree: lib/)"),
+        (
+            "dist",
+            "skipped: named like build output, not a Python package, and no .gitignore says "
+            "otherwise",
+        ),
+        ("venv", "skipped: a virtualenv (pyvenv.cfg)"),
+    ]
+    # what decided it is recorded, so that a replay notices a change
+    assert root / "dist" in found.inputs
+    assert root / "dist" / "__init__.py" in found.inputs
+
+
+def test_gitignore_decides_for_output_directories_that_are_not_packages(tmp_path: Path) -> None:
+    root = make(
+        tmp_path,
+        [
+            "app/__init__.py",
+            "app/build/__init__.py",
+            "app/build/routes.py",
+            "app/build/generated.py",
+            "build/x.py",
+            "dist/tools/release.py",
+            "tools/build/make.py",
+        ],
+    )
+    (root / ".gitignore").write_text("build/\n")
+    (root / "app" / "build" / ".gitignore").write_text("generated.py\n")
+    found = discover_in(root)
+    # the package is checked although `build/` matches it (git ignores only untracked files), and
+    # the .gitignore files inside it still apply; `dist/` is not ignored: git tracks it
+    assert relative(root, found.targets) == [
+        "app/__init__.py",
+        "app/build/__init__.py",
+        "app/build/routes.py",
+        "dist/tools/release.py",
+    ]
+    assert skipped(root, found) == [
+        (
+            "app/build",
+            "checked although named like build output: it is part of a Python package (a "
+            ".gitignore pattern matches it, but git ignores only untracked files)",
+        ),
+        ("build", "skipped: ignored by .gitignore"),
+        (
+            "dist",
+            "checked although named like build output: no .gitignore of the project ignores it",
+        ),
+        ("tools/build", "skipped: ignored by .gitignore"),
+    ]
+    # configured excludes win over everything
+    pyproject = PYPROJECT + 'exclude = ["app/build/"]\n'
+    (root / "pyproject.toml").write_text(pyproject)
+    assert "app/build/routes.py" not in relative(root, discover_in(root).targets)
+
+
+def test_verbose_says_what_was_skipped_and_why(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    write_tree(
+        root,
+        {
+            "pyproject.toml": PYPROJECT,
+            "app/__init__.py": "",
+            "app/build/__init__.py": "",
+            "app/build/main.py": APP,
+            "build/lib/app/main.py": APP,
+        },
+    )
+    quiet = run_depfix(root, "check", "--no-cache")
+    assert quiet.code == 1, quiet
+    assert "app/build/main.py:11:" in quiet.out  # the package's route is checked
+    assert "build/lib" not in quiet.out
+    assert "skipped" not in quiet.err
+    verbose = run_depfix(root, "check", "--no-cache", "--verbose")
+    assert verbose.code == 1, verbose
+    assert verbose.err.splitlines()[:2] == [
+        "depfix: app/build/: checked although named like build output: it is part of a Python "
+        "package",
+        "depfix: build/: skipped: build output (a setuptools build tree: lib/)",
+    ]
+
+
 def test_symlink_out_of_the_given_paths_is_reported_and_not_followed(tmp_path: Path) -> None:
     root = make(tmp_path, ["app/main.py"])
     outside = tmp_path / "elsewhere"
@@ -168,7 +293,7 @@ def test_targets_are_sorted_and_deduplicated(tmp_path: Path) -> None:
 
 
 def test_a_single_file_sees_the_whole_project_for_the_index(tmp_path: Path) -> None:
-    root = make(tmp_path, ["core/deps.py", "web/api.py", "web/ignored.py", "build/x.py"])
+    root = make(tmp_path, ["core/deps.py", "web/api.py", "web/ignored.py", "build/lib/x.py"])
     (root / ".gitignore").write_text("ignored.py\n")
     found = discover_in(root, "web/api.py")
     assert found.root == root
