@@ -34,6 +34,7 @@ from depfix.facts import FileFacts, extract_facts, fingerprint, parse_source
 from depfix.imports import add_from_import, module_code, remove_imports_made_unused
 from depfix.index import External, LazySource, ProjectIndex, strongly_connected
 from depfix.io import SourceError, SourceFile, decode_source, read_source
+from depfix.lowering import VERSION as LOWERING
 from depfix.modules import display_path, imported_names, module_names, relative_posix
 from depfix.prefilter import IDENTIFIER, matters
 from depfix.replay import RACY_NS
@@ -533,6 +534,8 @@ def _unparsable(path: str, data: bytes) -> Optional[FileError]:
     try:
         compile(data, path, "exec", dont_inherit=True, flags=ast.PyCF_ONLY_AST)
     except (SyntaxError, ValueError) as error:
+        if isinstance(error, SyntaxError) and _reads_lowered(path, data):
+            return None  # syntax newer than this Python, which libcst and the lowered text accept
         line = getattr(error, "lineno", None)
         return FileError(
             path,
@@ -541,6 +544,15 @@ def _unparsable(path: str, data: bytes) -> Optional[FileError]:
             f"internal error: a fix produced code that does not parse ({error}); file left unchanged",
         )
     return None
+
+
+def _reads_lowered(path: str, data: bytes) -> bool:
+    """Whether `depfix.lowering` makes a file this Python's `ast` refuses readable."""
+    try:
+        parse_source(path, data)
+    except (SourceError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
 
 
 # ---- orchestration ----------------------------------------------------------------------------
@@ -660,7 +672,7 @@ class _Loader:
 
     def key(self, job: _Job, kind: str, content_hash: Optional[str] = None) -> str:
         content_hash = content_hash or self.hashes[job.path]
-        return digest(kind, content_hash, job.path, job.module, job.is_package)
+        return digest(kind, content_hash, job.path, job.module, job.is_package, LOWERING)
 
     def extract(self, job: _Job, content: bytes) -> tuple[Optional[FileFacts], Optional[FileError]]:
         """The facts of a file's new content (a fix's), from the cache when a run saw it before."""
@@ -1126,6 +1138,7 @@ def _run_key(
         )
     return digest(
         _settings_key(options),
+        LOWERING,
         str(cwd),
         [str(p) for p in paths],
         [str(p) for p in found.targets],

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union, cast
 
 from depfix.io import decode_source
+from depfix.lowering import lower
 from depfix.values import LAMBDA, LITERAL, UNKNOWN, Attr, Call, Lambda, Literal, Name, Value
 
 BUILTIN_NAMES = frozenset(dir(builtins))
@@ -172,9 +173,23 @@ class FileFacts:
 
 
 def parse_source(path: str, data: bytes) -> tuple[str, ast.Module]:
-    """A file's text and `ast` tree (`SourceError`, `SyntaxError` and `ValueError` propagate)."""
+    """A file's text and `ast` tree (`SourceError`, `SyntaxError` and `ValueError` propagate).
+
+    Syntax newer than the running Python is read through `depfix.lowering`: the text returned is
+    then the lowered one, whose lines and columns are the file's.
+    """
     text = decode_source(Path(path), data)
-    return text, ast.parse(text, filename=path)
+    try:
+        return text, ast.parse(text, filename=path)
+    except SyntaxError as error:
+        original = error
+    lowered = lower(text)
+    if lowered is None:
+        raise original
+    try:
+        return lowered, ast.parse(lowered, filename=path)
+    except SyntaxError:
+        raise original from None
 
 
 def fingerprint(facts: FileFacts) -> str:
@@ -605,6 +620,16 @@ class _Extractor(ast.NodeVisitor):
         self.scopes.pop()
 
     # ---- statements -------------------------------------------------------------------------
+    def visit_TypeAlias(self, node: Any) -> None:
+        """`type X = V` (Python 3.12): `X` is a `TypeAliasType`, neither V nor what V names.
+
+        Read as `depfix.lowering` reads it on older Pythons (`X = -V`). FastAPI unwraps such an alias
+        only since 0.128.2, and only as a whole annotation: it is not recorded as an `Annotated` alias
+        that rules may reuse.
+        """
+        self.visit(node.value)
+        self.assign_target(node.name, UNKNOWN)
+
     def visit_Assign(self, node: ast.Assign) -> None:
         if not self.annotated_alias(node):
             self.visit(node.value)
