@@ -218,7 +218,8 @@ def _newer_python_syntax(data: bytes) -> bool:
     """Whether libcst, which knows newer grammars than this interpreter, accepts the file."""
     try:
         cst.parse_module(data)
-    except (cst.ParserSyntaxError, RecursionError, MemoryError, ValueError):
+    except (Exception, RecursionError, MemoryError):
+        # a syntax error, or one of libcst's own (`CSTLogicError` for t-strings concatenated)
         return False
     return True
 

@@ -623,7 +623,7 @@ class _Extractor(ast.NodeVisitor):
     def visit_TypeAlias(self, node: Any) -> None:
         """`type X = V` (Python 3.12): `X` is a `TypeAliasType`, neither V nor what V names.
 
-        Read as `depfix.lowering` reads it on older Pythons (`X = -V`). FastAPI unwraps such an alias
+        Read as `depfix.lowering` reads it on older Pythons (`(X)= -V`). FastAPI unwraps such an alias
         only since 0.128.2, and only as a whole annotation: it is not recorded as an `Annotated` alias
         that rules may reuse.
         """

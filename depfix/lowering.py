@@ -8,7 +8,7 @@ itself, with libcst). Every line stays where it was, and so does every column, b
 below, so that the positions in the facts are the file's. What each construct becomes reads, in the
 facts, exactly as the newer Python's own `ast` tree does (`tests/test_lowering.py` compares them):
 
-- `type X[T] = V` (PEP 695, Python 3.12) becomes `X = -V`, V at its column: `X` is bound to something
+- `type X[T] = V` (PEP 695, Python 3.12) becomes `(    X)=   -V`: `X` is bound to something
   the facts cannot name (a `TypeAliasType`, neither V nor what V names), and what V uses is read.
   `depfix.facts` reads the 3.12 `ast.TypeAlias` the same way.
 - `def f[T](...)` and `class C[T]:` (PEP 695): the type parameters become blanks (facts ignore type
@@ -55,7 +55,8 @@ def lower(text: str) -> Optional[str]:
     """
     try:
         module = cst.parse_module(text)
-    except (cst.ParserSyntaxError, RecursionError, MemoryError, ValueError):
+    except (Exception, RecursionError, MemoryError):
+        # a syntax error, or one of libcst's own (`CSTLogicError` for t-strings concatenated)
         return None
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     lowering = _Lowering(text, wrapper.resolve(PositionProvider))
@@ -94,19 +95,20 @@ class _Lowering(cst.CSTVisitor):
         if not _TYPE_PARAMETERS:
             return True
         start, _ = self.span(node)
+        name_start, name_end = self.span(node.name)
         value_start, _ = self.span(node.value)
-        head = self.text[start:value_start]
-        breaks = _LINE_BREAK.findall(head)
-        last_line = len(head) - max((m.end() for m in _LINE_BREAK.finditer(head)), default=0)
-        written = f"{node.name.value} ="
-        if breaks:
-            written += "".join(f" \\{line_break}" for line_break in breaks)
-            written += " " * (last_line - 1)
-        else:
-            written += " " * (len(head) - len(written) - 1)
-        self.chars[start] = written + "-"  # `-` at least at V's column, V read as not a literal
-        for offset in range(start + 1, value_start):
-            self.chars[offset] = ""
+        self.blank(start, name_start)
+        self.blank(name_end, value_start)
+        self.chars[start] = "("  # `(X)= -V`: the name and the value keep their columns
+        if (
+            value_start - name_end >= 3
+            and not _LINE_BREAK.search(self.text, name_end, name_end + 2)
+            and self.text[value_start - 1] not in "\r\n"
+        ):
+            self.chars[name_end], self.chars[name_end + 1] = ")", "="
+            self.chars[value_start - 1] = "-"  # V read as an operation, not as what it names
+        else:  # `type X=V`: no room
+            self.chars[name_end] = ")=-" + self.chars[name_end]
         node.value.visit(self)
         return False
 
