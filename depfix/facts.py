@@ -692,6 +692,13 @@ class _Extractor(ast.NodeVisitor):
             self.visit(statement)
         self.conditional_depth -= 1
 
+    def visit_Match(self, node: Any) -> None:
+        """`match` (Python 3.10): each case runs or not, like the branches of an `if` (and as
+        `depfix.lowering` reads it on Python 3.9)."""
+        self.conditional_depth += 1
+        self.generic_visit(node)
+        self.conditional_depth -= 1
+
     def visit_Try(self, node: ast.Try) -> None:
         self.conditional_depth += 1
         self.generic_visit(node)

@@ -39,19 +39,25 @@ VERSION = "1"
 """Part of the cache keys of facts and syntax checks: a change here must not reuse older results."""
 
 _LINE_BREAK = re.compile(r"\r\n?|\n")  # what libcst's positions count as a line break
-_TYPE_PARAMETERS = sys.version_info < (3, 12)  # PEP 695
-_UNPARENTHESIZED_EXCEPT = sys.version_info < (3, 14)  # PEP 758
-_TEMPLATE_STRINGS = sys.version_info < (3, 14)  # PEP 750
+# the first Python whose grammar has each construct
+_MATCH = (3, 10)  # PEP 634
+_EXCEPT_STAR = (3, 11)  # PEP 654
+_STARRED_ANNOTATIONS = (3, 11)  # PEP 646: `*args: *Ts`, `x[*a]`
+_TYPE_PARAMETERS = (3, 12)  # PEP 695
+_NESTED_F_STRINGS = (3, 12)  # PEP 701
+_UNPARENTHESIZED_EXCEPT = (3, 14)  # PEP 758
+_TEMPLATE_STRINGS = (3, 14)  # PEP 750
 
 _Leaf = Union[cst.SimpleString, cst.FormattedString, cst.TemplatedString]
 _String = Union[_Leaf, cst.ConcatenatedString]
 
 
-def lower(text: str) -> Optional[str]:
-    """`text` with what this Python cannot parse lowered; None when libcst cannot parse it either.
+def lower(text: str, version: tuple[int, int] = sys.version_info[:2]) -> Optional[str]:
+    """`text` with what Python `version` (this one) cannot parse lowered; None when libcst cannot
+    parse it either.
 
     The result may still be refused by `ast` (a construct not lowered here): the caller then reports
-    the original error.
+    the original error. Tests lower for an older `version` what this Python reads, to compare.
     """
     try:
         module = cst.parse_module(text)
@@ -59,16 +65,26 @@ def lower(text: str) -> Optional[str]:
         # a syntax error, or one of libcst's own (`CSTLogicError` for t-strings concatenated)
         return None
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    lowering = _Lowering(text, wrapper.resolve(PositionProvider))
-    wrapper.visit(lowering)
+    lowering = _Lowering(text, wrapper.resolve(PositionProvider), version)
+    try:
+        wrapper.visit(lowering)
+    except _Unexpected:
+        return None
     return "".join(lowering.chars)
+
+
+class _Unexpected(Exception):
+    """The text around a node is not what its lowering expects: the file is not lowered."""
 
 
 class _Lowering(cst.CSTVisitor):
     """Edits `chars`, one entry per character of the text; an entry may become several (or none)."""
 
-    def __init__(self, text: str, positions: Mapping[cst.CSTNode, CodeRange]) -> None:
+    def __init__(
+        self, text: str, positions: Mapping[cst.CSTNode, CodeRange], version: tuple[int, int]
+    ) -> None:
         self.text = text
+        self.version = version
         self.chars: list[str] = list(text)
         self.positions = positions
         self.line_starts = [0] + [match.end() for match in _LINE_BREAK.finditer(text)]
@@ -92,7 +108,7 @@ class _Lowering(cst.CSTVisitor):
 
     # ---- PEP 695 ------------------------------------------------------------------------------
     def visit_TypeAlias(self, node: cst.TypeAlias) -> Optional[bool]:
-        if not _TYPE_PARAMETERS:
+        if self.version >= _TYPE_PARAMETERS:
             return True
         start, _ = self.span(node)
         name_start, name_end = self.span(node.name)
@@ -113,7 +129,7 @@ class _Lowering(cst.CSTVisitor):
         return False
 
     def visit_TypeParameters(self, node: cst.TypeParameters) -> Optional[bool]:
-        if _TYPE_PARAMETERS:
+        if self.version < _TYPE_PARAMETERS:
             self.blank(*self.span(node))
         return False  # a function's or class's: facts read nothing in them
 
@@ -124,10 +140,22 @@ class _Lowering(cst.CSTVisitor):
 
     def visit_ExceptStarHandler(self, node: cst.ExceptStarHandler) -> Optional[bool]:
         self.parenthesize(node.type)
+        if (
+            self.version < _EXCEPT_STAR
+        ):  # `except*` -> `except `: an `ast.Try`, which the facts read as a `TryStar`
+            start, _ = self.span(node)
+            self.expect(start, "except")
+            star = self.skip_blanks(start + len("except"))
+            self.expect(star, "*")
+            self.chars[star] = " "
         return True
 
     def parenthesize(self, types: Optional[cst.BaseExpression]) -> None:
-        if not (_UNPARENTHESIZED_EXCEPT and isinstance(types, cst.Tuple) and not types.lpar):
+        if not (
+            self.version < _UNPARENTHESIZED_EXCEPT
+            and isinstance(types, cst.Tuple)
+            and not types.lpar
+        ):
             return
         start, end = self.span(types)
         if start > 0 and self.text[start - 1] in " \t":
@@ -138,6 +166,109 @@ class _Lowering(cst.CSTVisitor):
             self.chars[end] = ")"
         else:
             self.chars[end] = ")" + self.chars[end]
+
+    # ---- PEP 646 ------------------------------------------------------------------------------
+    def visit_Param(self, node: cst.Param) -> Optional[bool]:
+        annotation = node.annotation.annotation if node.annotation else None
+        if self.version < _STARRED_ANNOTATIONS and isinstance(annotation, cst.StarredElement):
+            self.unstar(annotation)  # `*args: *Ts` -> `*args: -Ts`, not a literal either
+        return True
+
+    def visit_Index(self, node: cst.Index) -> Optional[bool]:
+        if self.version < _STARRED_ANNOTATIONS and node.star:
+            self.unstar(node)  # `x[*a]` -> `x[-a]`
+        return True
+
+    def unstar(self, node: cst.CSTNode) -> None:
+        start, _ = self.span(node)
+        self.expect(start, "*")
+        self.chars[start] = "-"
+
+    # ---- PEP 634 ------------------------------------------------------------------------------
+    def visit_Match(self, node: cst.Match) -> Optional[bool]:
+        """`match s:` -> `if  [s]:`, each `case P if g:` -> `if -P' or g:` (`depfix.facts` reads a
+        `match` as conditional code, like an `if`), with P' the pattern as an expression of the
+        same extent: `as` -> `or`, `C(a, k=b)` -> `C[a, k:b]` (not a call), the rest as written."""
+        if self.version >= _MATCH:
+            return True
+        start, _ = self.span(node)
+        self.expect(start, "match")
+        self.chars[start : start + 5] = ["i", "f", " ", " ", "["]
+        _, subject_end = self.span(node.subject)
+        self.chars[subject_end] = "]" + self.chars[subject_end]
+        node.subject.visit(self)
+        for case in node.cases:
+            self.case(case)
+        return False
+
+    def case(self, case: cst.MatchCase) -> None:
+        start, _ = self.span(case)
+        self.expect(start, "case")
+        _, pattern_end = self.span(case.pattern)
+        open_sequence = isinstance(case.pattern, cst.MatchList) and case.pattern.lbracket is None
+        self.chars[start : start + 4] = (
+            ["i", "f", "-", "["] if open_sequence else ["i", "f", " ", "-"]
+        )
+        if open_sequence:
+            self.chars[pattern_end] = "]" + self.chars[pattern_end]
+        self.pattern(case.pattern)
+        if case.guard is not None:
+            self.replace_keyword(self.span(case.guard)[0], "if", "or")
+            case.guard.visit(self)
+        case.body.visit(self)
+
+    def pattern(self, node: cst.MatchPattern) -> None:
+        if isinstance(node, cst.MatchAs):
+            if node.pattern is not None:
+                self.pattern(node.pattern)
+                if node.name is not None:
+                    self.replace_keyword(self.span(node.name)[0], "as", "or")
+        elif isinstance(node, cst.MatchOr):
+            for alternative in node.patterns:
+                self.pattern(alternative.pattern)
+        elif isinstance(node, (cst.MatchList, cst.MatchTuple)):
+            for item in node.patterns:
+                if isinstance(item, cst.MatchSequenceElement):
+                    self.pattern(item.value)
+        elif isinstance(node, cst.MatchMapping):
+            for entry in node.elements:
+                entry.key.visit(self)
+                self.pattern(entry.pattern)
+        elif isinstance(node, cst.MatchClass):
+            node.cls.visit(self)
+            _, cls_end = self.span(node.cls)
+            _, end = self.span(node)
+            opening = self.skip_blanks(cls_end)
+            self.expect(opening, "(")
+            self.expect(end - 1, ")")
+            empty = not node.patterns and not node.kwds  # `C()` -> `C  `: `C[]` would not parse
+            self.chars[opening], self.chars[end - 1] = (" ", " ") if empty else ("[", "]")
+            for positional in node.patterns:
+                self.pattern(positional.value)
+            for keyword in node.kwds:
+                self.replace_keyword(self.span(keyword.pattern)[0], "=", ":")
+                self.pattern(keyword.pattern)
+        elif isinstance(node, cst.MatchValue):
+            node.value.visit(self)
+
+    # ---- text checks --------------------------------------------------------------------------
+    def expect(self, offset: int, word: str) -> None:
+        if self.text[offset : offset + len(word)] != word:
+            raise _Unexpected(word)
+
+    def skip_blanks(self, offset: int) -> int:
+        while offset < len(self.text) and self.text[offset] in " \t\\\r\n":
+            offset += 1
+        return offset
+
+    def replace_keyword(self, before: int, word: str, replacement: str) -> None:
+        """Replace `word`, which stands before `before` with only blanks between."""
+        end = before
+        while end > 0 and self.text[end - 1] in " \t\\\r\n":
+            end -= 1
+        self.expect(end - len(word), word)
+        for offset, char in enumerate(replacement, end - len(word)):
+            self.chars[offset] = char
 
     # ---- PEP 701 and PEP 750 ------------------------------------------------------------------
     def visit_ConcatenatedString(self, node: cst.ConcatenatedString) -> Optional[bool]:
@@ -153,8 +284,11 @@ class _Lowering(cst.CSTVisitor):
         start, end = self.span(node)
         leaves = _leaves(node)
         template = any(isinstance(leaf, cst.TemplatedString) for leaf in leaves)
-        if not (template and _TEMPLATE_STRINGS) and _parses(self.text[start:end]):
-            return False
+        if not (template and self.version < _TEMPLATE_STRINGS):
+            if self.version >= _NESTED_F_STRINGS:
+                return True  # read as it is; a t-string inside is lowered on its own
+            if self.version == sys.version_info[:2] and _parses(self.text[start:end]):
+                return True  # else for a Python older than this one: every f-string
         for leaf in leaves:
             self.blank(*self.span(leaf))
         for leaf in leaves:

@@ -31,19 +31,42 @@ ROOT = Path(__file__).resolve().parent.parent
 NEWER = ROOT / "fixtures" / "DF006" / "newer_syntax"
 TWIN = ROOT / "fixtures" / "DF006" / "newer_syntax_twin"
 
-# one sample per construct; each also fails `ast.parse` on Python 3.11
+# one sample per construct, with the first Python whose `ast` reads it
 SAMPLES = {
-    "type alias": "type Token = str\ntype Pair[T: int = int] = tuple[T, T]\n",
-    "generic function": "def first[T, *Ts, **P](items: list[T]) -> T:\n    return items[0]\n",
-    "generic class": "class Box[T](Base, metaclass=Meta):\n    pass\n",
-    "multi-line type parameters": "def f[\n    T,  # the item\n    U,\n](x: T = g()) -> U: ...\n",
-    "except without parentheses": "try:\n    pass\nexcept A, B:\n    pass\n",
-    "except star without parentheses": "try:\n    pass\nexcept* A, B :\n    pass\n",
-    "template string": 'x = t"hello {name!r:>{width}} {call()}"\n',
-    "raw template string": 'x = rt"\\d{n}"\ny = Rt"""\n{m}\n"""\n',
-    "f-string reusing its quotes": 'x = f"{d["k"]} {f"{d["j"]}"}"\n',
-    "f-string with a backslash and a comment": 'x = f"{"\\n".join(a)} {b  # note\n}"\n',
-    "f-string over lines": 'x = f"{\n    call(a)\n}" "tail" f"{b=}"\n',
+    "match statement": (
+        (3, 10),
+        "match command.split(), other:\n"
+        "    case [action] if ok(action):\n        pass\n"
+        "    case Point(x=0, y=0) | Point(1, y=2 as why) as p:\n        pass\n"
+        '    case {"k": v, **rest} | C() | None | -1 | 1+2j | a.B:\n        pass\n'
+        "    case a, *b:\n        pass\n"
+        "    case TYPE_CHECKING:\n        import os\n",
+    ),
+    "except star": ((3, 11), "try:\n    x = f()\nexcept* ValueError:\n    y = g(1)\n"),
+    "starred annotations": ((3, 11), "def f(*args: *Ts) -> tuple[*Ts]:\n    return x[*a, b]\n"),
+    "type alias": ((3, 12), "type Token = str\ntype Pair[T: int = int] = tuple[T, T]\n"),
+    "generic function": (
+        (3, 12),
+        "def first[T, *Ts, **P](items: list[T]) -> T:\n    return items[0]\n",
+    ),
+    "generic class": ((3, 12), "class Box[T](Base, metaclass=Meta):\n    x = f()\n"),
+    "multi-line type parameters": (
+        (3, 12),
+        "def f[\n    T,  # the item\n    U,\n](x: T = g()) -> U: ...\n",
+    ),
+    "f-string reusing its quotes": ((3, 12), 'x = f"{d["k"]} {f"{d["j"]}"}"\n'),
+    "f-string with a backslash and a comment": (
+        (3, 12),
+        'x = f"{"\\n".join(a)} {b  # note\n}"\n',
+    ),
+    "f-string over lines": ((3, 12), 'x = f"{\n    call(a)\n}" "tail" f"{b=}"\n'),
+    "except without parentheses": ((3, 14), "try:\n    x = f()\nexcept A, B:\n    y = g(1)\n"),
+    "except star without parentheses": (
+        (3, 14),
+        "try:\n    x = f()\nexcept* A, B :\n    y = g(A)\n",
+    ),
+    "template string": ((3, 14), 'x = t"hello {name!r:>{width}} {call()}"\n'),
+    "raw template string": ((3, 14), 'x = rt"\\d{n}"\ny = Rt"""\n{m}\n"""\n'),
 }
 
 
@@ -52,8 +75,7 @@ def _facts(source: str) -> FileFacts:
     return extract_facts("m.py", "m", False, tree, text)
 
 
-@pytest.mark.skipif(sys.version_info >= (3, 14), reason="this Python reads every sample itself")
-@pytest.mark.parametrize("source", SAMPLES.values(), ids=list(SAMPLES))
+@pytest.mark.parametrize("source", [s for _, s in SAMPLES.values()], ids=list(SAMPLES))
 def test_each_construct_is_lowered_keeping_lines_and_columns(source: str) -> None:
     cst.parse_module(source)
     lowered = lowering.lower(source)
@@ -67,16 +89,25 @@ def test_each_construct_is_lowered_keeping_lines_and_columns(source: str) -> Non
         assert original[node.lineno - 1][node.col_offset :].startswith(node.id), (node.id, lowered)
 
 
-def test_what_a_newer_python_cannot_parse_is_refused_first() -> None:
-    if sys.version_info >= (3, 14):
-        pytest.skip("this Python reads every sample itself")
-    for name, source in SAMPLES.items():
-        if sys.version_info >= (3, 12) and (
-            "type" in name or "generic" in name or "f-string" in name
-        ):
-            continue
+@pytest.mark.parametrize("version, source", SAMPLES.values(), ids=list(SAMPLES))
+def test_each_construct_reads_as_where_it_is_native(version: tuple[int, int], source: str) -> None:
+    """Lowered for the Python before the construct's, it gives the facts this Python's `ast` gives
+    when it reads the construct itself; when it does not, the lowering is what reads it."""
+    before = min((version[0], version[1] - 1), sys.version_info[:2])
+    lowered = lowering.lower(source, before)
+    assert lowered is not None and lowered != source
+    if sys.version_info[:2] < version:
         with pytest.raises(SyntaxError):
             ast.parse(source)
+        assert _facts(source) == _facts_of(ast.parse(lowered), lowered)
+    else:
+        native = _facts_of(ast.parse(source), source)
+        assert native == _facts_of(ast.parse(lowered), lowered)
+        assert native.calls or native.rebound or native.bindings or native.functions
+
+
+def _facts_of(tree: ast.Module, text: str) -> FileFacts:
+    return extract_facts("m.py", "m", False, tree, text)
 
 
 def test_facts_read_through_the_lowering() -> None:
