@@ -97,6 +97,16 @@ class _Lowering(cst.CSTVisitor):
         end = self.line_starts[where.end.line - 1] + where.end.column
         return start, end
 
+    def outer(self, node: cst.CSTNode) -> tuple[int, int]:
+        """The character offsets of a node's code with its own parentheses."""
+        start, end = self.span(node)
+        lpar, rpar = getattr(node, "lpar", None), getattr(node, "rpar", None)
+        if lpar:
+            start = self.span(lpar[0])[0]
+        if rpar:
+            end = self.span(rpar[-1])[1]
+        return start, end
+
     def blank(self, start: int, end: int) -> None:
         """Blanks over `[start, end)`, line breaks kept and escaped (a statement may span them)."""
         for offset in range(start, end):
@@ -112,7 +122,7 @@ class _Lowering(cst.CSTVisitor):
             return True
         start, _ = self.span(node)
         name_start, name_end = self.span(node.name)
-        value_start, _ = self.span(node.value)
+        value_start, _ = self.outer(node.value)
         self.blank(start, name_start)
         self.blank(name_end, value_start)
         self.chars[start] = "("  # `(X)= -V`: the name and the value keep their columns
@@ -194,7 +204,7 @@ class _Lowering(cst.CSTVisitor):
         start, _ = self.span(node)
         self.expect(start, "match")
         self.chars[start : start + 5] = ["i", "f", " ", " ", "["]
-        _, subject_end = self.span(node.subject)
+        _, subject_end = self.outer(node.subject)
         self.chars[subject_end] = "]" + self.chars[subject_end]
         node.subject.visit(self)
         for case in node.cases:
@@ -213,7 +223,7 @@ class _Lowering(cst.CSTVisitor):
             self.chars[pattern_end] = "]" + self.chars[pattern_end]
         self.pattern(case.pattern)
         if case.guard is not None:
-            self.replace_keyword(self.span(case.guard)[0], "if", "or")
+            self.replace_keyword(self.outer(case.guard)[0], "if", "or")
             case.guard.visit(self)
         case.body.visit(self)
 
@@ -246,7 +256,7 @@ class _Lowering(cst.CSTVisitor):
             for positional in node.patterns:
                 self.pattern(positional.value)
             for keyword in node.kwds:
-                self.replace_keyword(self.span(keyword.pattern)[0], "=", ":")
+                self.replace_keyword(self.outer(keyword.pattern)[0], "=", ":")
                 self.pattern(keyword.pattern)
         elif isinstance(node, cst.MatchValue):
             node.value.visit(self)
@@ -307,7 +317,7 @@ class _Lowering(cst.CSTVisitor):
             return
         start, end = self.span(part)
         self.chars[start], self.chars[end - 1] = "[", "]"
-        expression_start, expression_end = self.span(part.expression)
+        expression_start, expression_end = self.outer(part.expression)
         self.chars[expression_start:expression_end] = self.text[expression_start:expression_end]
         part.expression.visit(self)  # strings inside may need lowering too
         for inner in part.format_spec or ():
