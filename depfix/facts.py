@@ -230,6 +230,8 @@ class _Extractor(ast.NodeVisitor):
         self.facts = facts
         self.text = text
         self.lines = text.splitlines()
+        original = getattr(text, "original", None)  # a `depfix.lowering.Lowered` text's
+        self.original_lines = original.splitlines() if isinstance(original, str) else None
         self.scopes: list[_Scope] = [_Scope("module", "")]
         self.type_checking_depth = 0
         self.conditional_depth = 0
@@ -336,6 +338,25 @@ class _Extractor(ast.NodeVisitor):
                 return _options(node)
             parts.append(segment)
         return ", ".join(parts)
+
+    def original_options(self, node: ast.Call) -> Optional[str]:
+        """In a lowered text, a marker's other arguments as the file writes them, when the lowering
+        changed them (a t-string, an f-string of Python 3.12): `_options` would read the lowered code."""
+        if self.original_lines is None:
+            return None
+        children: list[Union[ast.expr, ast.keyword]] = [*node.args[1:]]
+        children += [k for k in node.keywords if k.arg != "dependency"]
+        if not children:
+            return None
+        first, last = children[0], children[-1]
+        line, column = first.lineno, self.column(first.lineno, first.col_offset)
+        end_line = last.end_lineno or last.lineno
+        end_column = self.column(end_line, last.end_col_offset or 0)
+        lowered = self.lines[line - 1 : end_line]
+        original = self.original_lines[line - 1 : end_line]
+        lowered[-1], original[-1] = lowered[-1][: end_column - 1], original[-1][: end_column - 1]
+        lowered[0], original[0] = lowered[0][column - 1 :], original[0][column - 1 :]
+        return None if lowered == original else "\n".join(original)
 
     def provided_type(self, node: Optional[ast.expr], is_generator: bool) -> Optional[Value]:
         """The simple type a return annotation names, looking through a generator's wrapper."""
@@ -813,8 +834,8 @@ class _Extractor(ast.NodeVisitor):
                 annotated_size=annotated_size,
                 simple_type=simple_type,
                 alias_name=alias_name,
-                options=_options(node),
-                options_source=self.options_source(node),
+                options=self.original_options(node) or _options(node),
+                options_source=self.original_options(node) or self.options_source(node),
             )
         )
         if isinstance(target_node, ast.Call):

@@ -70,7 +70,18 @@ def lower(text: str, version: tuple[int, int] = sys.version_info[:2]) -> Optiona
         wrapper.visit(lowering)
     except _Unexpected:
         return None
-    return "".join(lowering.chars)
+    return Lowered("".join(lowering.chars), text)
+
+
+class Lowered(str):
+    """A lowered text, which keeps the file's own: code the facts copy is read from the file."""
+
+    original: str
+
+    def __new__(cls, text: str, original: str) -> Lowered:
+        made = super().__new__(cls, text)
+        made.original = original
+        return made
 
 
 class _Unexpected(Exception):

@@ -154,6 +154,20 @@ def test_facts_read_through_the_lowering() -> None:
     assert [(s.line, s.column) for s in found.calls["m.make"]] == [(8, column(8, "make"))]
 
 
+def test_marker_arguments_are_read_from_the_file_not_from_the_lowered_text() -> None:
+    """DF007 writes a shared alias with the first site's marker arguments: the file's own code."""
+    found = _facts(
+        "from typing import Annotated\n"
+        "from fastapi import Depends, Security\n"
+        "type X = int\n"
+        'def r(a: Annotated[int, Security(f, scopes=[f"{R["a"]}", t"{b}"])],\n'
+        "      b: Annotated[int, Depends(g, use_cache=False)]): ...\n"
+    )
+    scoped, plain = found.dependency_refs
+    assert scoped.options == scoped.options_source == 'scopes=[f"{R["a"]}", t"{b}"]'
+    assert plain.options == plain.options_source == "use_cache=False"
+
+
 def test_string_values_read_as_the_newer_ast_reads_them() -> None:
     found = _facts('a = f"{d["k"]}"\nb = t"{d}"\nc = rt"x{y}"\nd = "x" f"{y["z"]}"\n')
     assert found.bindings["a"] == LITERAL  # an f-string is a literal
