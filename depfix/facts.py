@@ -183,6 +183,8 @@ def parse_source(path: str, data: bytes) -> tuple[str, ast.Module]:
         return text, ast.parse(text, filename=path)
     except SyntaxError as error:
         original = error
+    if "nested" in str(original.msg) or "too many" in str(original.msg):
+        raise original  # too deep for this Python: libcst's native parser may crash on it
     lowered = lower(text)
     if lowered is None:
         raise original
