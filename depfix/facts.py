@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union, cast
 
 from depfix.io import decode_source
-from depfix.lowering import lower
 from depfix.values import LAMBDA, LITERAL, UNKNOWN, Attr, Call, Lambda, Literal, Name, Value
 
 BUILTIN_NAMES = frozenset(dir(builtins))
@@ -185,6 +184,8 @@ def parse_source(path: str, data: bytes) -> tuple[str, ast.Module]:
         original = error
     if "nested" in str(original.msg) or "too many" in str(original.msg):
         raise original  # too deep for this Python: libcst's native parser may crash on it
+    from depfix.lowering import lower  # imports libcst: only for a file this Python cannot parse
+
     lowered = lower(text)
     if lowered is None:
         raise original

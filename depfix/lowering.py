@@ -20,6 +20,12 @@ facts, exactly as the newer Python's own `ast` tree does (`tests/test_lowering.p
   comments or line breaks in a replacement field) becomes `[ ... ]` (a literal, as an f-string is):
   each replacement field becomes `[expression]` with the expression at its place, and the text,
   quotes, conversions and format specifications become blanks.
+- On Python 3.9 and 3.10: `match s:` becomes `if  [s]:` and each `case P if g:` `if -P' or g:`, P'
+  the pattern as an expression of the same extent (`as` -> `or`, `C(a, k=b)` -> `C[a, k:b]`: not a
+  call); `except*` becomes `except `; `*args: *Ts` and `x[*a]` become `-Ts` and `x[-a]`.
+
+What libcst 1.9 itself refuses (t-strings concatenated together, the `tr"..."` prefix) and what is
+not lowered (`x[y := 1]` on Python 3.9) keep the interpreter's syntax error.
 
 Only a file that `ast.parse` refuses pays for libcst's parse (`depfix.facts.parse_source`).
 """

@@ -177,6 +177,19 @@ def test_string_values_read_as_the_newer_ast_reads_them() -> None:
     assert found.bindings["d"] == LITERAL
 
 
+def test_reading_facts_imports_libcst_only_for_a_file_this_python_cannot_parse() -> None:
+    script = (
+        "import sys\n"
+        "from depfix.facts import extract_facts, parse_source\n"
+        "text, tree = parse_source('m.py', b'x = 1\\n')\n"
+        "extract_facts('m.py', 'm', False, tree, text)\n"
+        "assert 'libcst' not in sys.modules, 'libcst imported'\n"
+    )
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, env=environment)
+    assert run.returncode == 0, run.stderr  # the replay of an edited file reads facts, no more
+
+
 def test_type_alias_binds_its_name_like_the_lowering_on_every_python() -> None:
     found = _facts("type X = int\ntype Y = Annotated[int, Depends(f)]\n")
     assert found.bindings == {"X": UNKNOWN, "Y": UNKNOWN}
@@ -208,7 +221,7 @@ def test_a_file_libcst_cannot_parse_keeps_its_error() -> None:
 def test_a_file_lowering_cannot_help_keeps_its_original_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(facts_module, "lower", lambda text: "def broken(:\n")
+    monkeypatch.setattr(lowering, "lower", lambda text: "def broken(:\n")
     with pytest.raises(SyntaxError) as raised:
         parse_source("m.py", b"x = 1\ny = t'{x}'\n")
     assert raised.value.lineno == 2
@@ -296,7 +309,7 @@ def test_cached_results_of_an_older_lowering_are_not_reused(
     monkeypatch.delenv("DEPFIX_NO_CACHE", raising=False)
     monkeypatch.setattr(engine, "LOWERING", "0")
     with monkeypatch.context() as before:
-        before.setattr(facts_module, "lower", lambda text: None)  # as a depfix without it
+        before.setattr(lowering, "lower", lambda text: None)  # as a depfix without it
         assert main(["check", ".", "--quiet"]) & 2
     assert main(["check", ".", "--quiet"]) & 2  # the same key: the stored result
     monkeypatch.setattr(engine, "LOWERING", lowering.VERSION)
