@@ -496,6 +496,7 @@ def process_file(
     if module is not original:
         new_data = module_code(module).encode(module.encoding)
         problem = _unparsable(path, new_data)
+        problem = problem or _newer_than_target(path, data, new_data, options.settings)
         if problem is not None:
             outcome.errors.append(problem)
             outcome.fixes = 0
@@ -545,6 +546,36 @@ def _unparsable(path: str, data: bytes) -> Optional[FileError]:
             f"internal error: a fix produced code that does not parse ({error}); file left unchanged",
         )
     return None
+
+
+def _newer_than_target(
+    path: str, before: bytes, after: bytes, settings: Settings
+) -> Optional[FileError]:
+    """A fix that wrote syntax the project's declared Python cannot parse, when the file's own code
+    could (only grammars up to this Python's are known here; no rule is meant to do it)."""
+    target = settings.target_version
+    if (
+        target >= sys.version_info[:2]
+        or not _parses_for(before, target)
+        or _parses_for(after, target)
+    ):
+        return None
+    version = ".".join(map(str, target))
+    return FileError(
+        path,
+        None,
+        None,
+        f"internal error: a fix produced code that Python {version} (the target) cannot parse; "
+        "file left unchanged",
+    )
+
+
+def _parses_for(data: bytes, version: tuple[int, int]) -> bool:
+    try:
+        ast.parse(data, feature_version=version)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
 
 
 def _reads_lowered(path: str, data: bytes) -> bool:

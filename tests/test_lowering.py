@@ -24,6 +24,7 @@ from libcst._exceptions import CSTLogicError
 
 from depfix import engine, lowering
 from depfix import facts as facts_module
+from depfix.config import Settings
 from depfix.facts import FileFacts, extract_facts, parse_source
 from depfix.values import LITERAL, UNKNOWN, Name
 
@@ -342,3 +343,17 @@ def test_facts_equal_those_a_newer_python_reads() -> None:
         outputs.append(run.stdout)
     assert outputs[0].count("FileFacts(") == len(paths)
     assert outputs[0] == outputs[1]
+
+
+# ---- the declared Python ------------------------------------------------------------------------
+
+
+def test_a_fix_needing_a_newer_python_than_the_target_is_refused() -> None:
+    settings = Settings(target_version=(3, 9))
+    match_statement = b"match x:\n    case 1:\n        pass\n"
+    problem = engine._newer_than_target("m.py", b"x = 1\n", match_statement, settings)
+    assert problem is not None and "Python 3.9 (the target) cannot parse" in problem.message
+    # the file needed that Python already, or the target has it: nothing to refuse
+    assert engine._newer_than_target("m.py", match_statement, match_statement, settings) is None
+    newer = Settings(target_version=(3, 10))
+    assert engine._newer_than_target("m.py", b"x = 1\n", match_statement, newer) is None
