@@ -71,7 +71,6 @@ conditionally or rebound, a value that uses `__name__`, or when a string such as
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -93,7 +92,7 @@ from codemods._import_graph import Edge, cycle_edges, name_import_cycles
 from codemods._module_analysis import ImportBinding, ModuleAnalysis, analyse_source
 from codemods._placement import new_module_path
 from depfix.config import Settings
-from depfix.facts import FileFacts, extract_facts
+from depfix.facts import FileFacts, extract_facts, parse_source
 from depfix.imports import (
     add_from_import,
     add_import,
@@ -102,6 +101,7 @@ from depfix.imports import (
     uses_relative_imports,
 )
 from depfix.index import Class, Function, ProjectIndex
+from depfix.io import SourceError
 from depfix.rules import SAFE, Changeset, ProjectFinding, ProjectRule, Span, register
 from depfix.values import Name
 
@@ -813,14 +813,13 @@ class _Planner:
     def _verify(self, files: dict[str, bytes], target_module: str, target_path: str) -> None:
         new_facts: dict[str, FileFacts] = {}
         for path, data in files.items():
-            text = data.decode("utf-8")
             old = self.index.files.get(path)
             module = old.module if old else target_module
             is_package = old.is_package if old else False
             try:
-                tree = ast.parse(text, filename=path)
+                text, tree = parse_source(path, data)  # syntax newer than this Python: lowered
                 after = analyse_source(module, is_package, data).unresolved
-            except (SyntaxError, cst.ParserSyntaxError) as error:
+            except (SyntaxError, SourceError, cst.ParserSyntaxError) as error:
                 raise Refusal(f"the edited {path} would not parse: {error}") from None
             new_facts[path] = extract_facts(path, module, is_package, tree, text)
             before: set[str] = set()

@@ -34,6 +34,7 @@ from depfix.facts import FileFacts, extract_facts, fingerprint, parse_source
 from depfix.imports import add_from_import, module_code, remove_imports_made_unused
 from depfix.index import External, LazySource, ProjectIndex, strongly_connected
 from depfix.io import SourceError, SourceFile, decode_source, read_source
+from depfix.lowering import VERSION as LOWERING
 from depfix.modules import (
     Layout,
     display_path,
@@ -227,7 +228,8 @@ def _newer_python_syntax(data: bytes) -> bool:
     """Whether libcst, which knows newer grammars than this interpreter, accepts the file."""
     try:
         cst.parse_module(data)
-    except (cst.ParserSyntaxError, RecursionError, MemoryError, ValueError):
+    except (Exception, RecursionError, MemoryError):
+        # a syntax error, or one of libcst's own (`CSTLogicError` for t-strings concatenated)
         return False
     return True
 
@@ -504,6 +506,7 @@ def process_file(
     if module is not original:
         new_data = module_code(module).encode(module.encoding)
         problem = _unparsable(path, new_data)
+        problem = problem or _newer_than_target(path, data, new_data, options.settings)
         if problem is not None:
             outcome.errors.append(problem)
             outcome.fixes = 0
@@ -543,6 +546,8 @@ def _unparsable(path: str, data: bytes) -> Optional[FileError]:
     try:
         compile(data, path, "exec", dont_inherit=True, flags=ast.PyCF_ONLY_AST)
     except (SyntaxError, ValueError) as error:
+        if isinstance(error, SyntaxError) and _reads_lowered(path, data):
+            return None  # syntax newer than this Python, which libcst and the lowered text accept
         line = getattr(error, "lineno", None)
         return FileError(
             path,
@@ -551,6 +556,45 @@ def _unparsable(path: str, data: bytes) -> Optional[FileError]:
             f"internal error: a fix produced code that does not parse ({error}); file left unchanged",
         )
     return None
+
+
+def _newer_than_target(
+    path: str, before: bytes, after: bytes, settings: Settings
+) -> Optional[FileError]:
+    """A fix that wrote syntax the project's declared Python cannot parse, when the file's own code
+    could (only grammars up to this Python's are known here; no rule is meant to do it)."""
+    target = settings.target_version
+    if (
+        target >= sys.version_info[:2]
+        or not _parses_for(before, target)
+        or _parses_for(after, target)
+    ):
+        return None
+    version = ".".join(map(str, target))
+    return FileError(
+        path,
+        None,
+        None,
+        f"internal error: a fix produced code that Python {version} (the target) cannot parse; "
+        "file left unchanged",
+    )
+
+
+def _parses_for(data: bytes, version: tuple[int, int]) -> bool:
+    try:
+        ast.parse(data, feature_version=version)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
+def _reads_lowered(path: str, data: bytes) -> bool:
+    """Whether `depfix.lowering` makes a file this Python's `ast` refuses readable."""
+    try:
+        parse_source(path, data)
+    except (SourceError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
 
 
 # ---- orchestration ----------------------------------------------------------------------------
@@ -669,7 +713,7 @@ class _Loader:
 
     def key(self, job: _Job, kind: str, content_hash: Optional[str] = None) -> str:
         content_hash = content_hash or self.hashes[job.path]
-        return digest(kind, content_hash, job.path, job.module, job.is_package)
+        return digest(kind, content_hash, job.path, job.module, job.is_package, LOWERING)
 
     def extract(self, job: _Job, content: bytes) -> tuple[Optional[FileFacts], Optional[FileError]]:
         """The facts of a file's new content (a fix's), from the cache when a run saw it before."""
@@ -1223,6 +1267,7 @@ def _run_key(
         )
     return digest(
         _settings_key(options),
+        LOWERING,
         str(cwd),
         [str(p) for p in paths],
         [str(p) for p in found.targets],

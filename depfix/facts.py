@@ -219,9 +219,27 @@ class FileFacts:
 
 
 def parse_source(path: str, data: bytes) -> tuple[str, ast.Module]:
-    """A file's text and `ast` tree (`SourceError`, `SyntaxError` and `ValueError` propagate)."""
+    """A file's text and `ast` tree (`SourceError`, `SyntaxError` and `ValueError` propagate).
+
+    Syntax newer than the running Python is read through `depfix.lowering`: the text returned is
+    then the lowered one, whose lines and columns are the file's.
+    """
     text = decode_source(Path(path), data)
-    return text, ast.parse(text, filename=path)
+    try:
+        return text, ast.parse(text, filename=path)
+    except SyntaxError as error:
+        original = error
+    if "nested" in str(original.msg) or "too many" in str(original.msg):
+        raise original  # too deep for this Python: libcst's native parser may crash on it
+    from depfix.lowering import lower  # imports libcst: only for a file this Python cannot parse
+
+    lowered = lower(text)
+    if lowered is None:
+        raise original
+    try:
+        return lowered, ast.parse(lowered, filename=path)
+    except SyntaxError:
+        raise original from None
 
 
 def fingerprint(facts: FileFacts) -> str:
@@ -265,6 +283,8 @@ class _Extractor(ast.NodeVisitor):
         self.facts = facts
         self.text = text
         self.lines = text.splitlines()
+        original = getattr(text, "original", None)  # a `depfix.lowering.Lowered` text's
+        self.original_lines = original.splitlines() if isinstance(original, str) else None
         self.scopes: list[_Scope] = [_Scope("module", "")]
         self.type_checking_depth = 0
         self.conditional_depth = 0
@@ -371,6 +391,25 @@ class _Extractor(ast.NodeVisitor):
                 return _options(node)
             parts.append(segment)
         return ", ".join(parts)
+
+    def original_options(self, node: ast.Call) -> Optional[str]:
+        """In a lowered text, a marker's other arguments as the file writes them, when the lowering
+        changed them (a t-string, an f-string of Python 3.12): `_options` would read the lowered code."""
+        if self.original_lines is None:
+            return None
+        children: list[Union[ast.expr, ast.keyword]] = [*node.args[1:]]
+        children += [k for k in node.keywords if k.arg != "dependency"]
+        if not children:
+            return None
+        first, last = children[0], children[-1]
+        line, column = first.lineno, self.column(first.lineno, first.col_offset)
+        end_line = last.end_lineno or last.lineno
+        end_column = self.column(end_line, last.end_col_offset or 0)
+        lowered = self.lines[line - 1 : end_line]
+        original = self.original_lines[line - 1 : end_line]
+        lowered[-1], original[-1] = lowered[-1][: end_column - 1], original[-1][: end_column - 1]
+        lowered[0], original[0] = lowered[0][column - 1 :], original[0][column - 1 :]
+        return None if lowered == original else "\n".join(original)
 
     def provided_type(self, node: Optional[ast.expr], is_generator: bool) -> Optional[Value]:
         """The simple type a return annotation names, looking through a generator's wrapper."""
@@ -750,6 +789,13 @@ class _Extractor(ast.NodeVisitor):
             self.facts.type_aliases.pop(name, None)
 
     def visit_Assign(self, node: ast.Assign) -> None:
+        lowered = self.lowered_type_alias(node)
+        if lowered is not None:  # as `visit_TypeAlias` reads the statement on a newer Python
+            name, value = lowered
+            self.visit(value)
+            self.assign_target(node.targets[0], UNKNOWN)
+            self.record_type_alias(name, value, node.lineno, statement=True)
+            return
         if not self.annotated_alias(node):
             self.visit(node.value)
         value = self.value(node.value)
@@ -801,11 +847,28 @@ class _Extractor(ast.NodeVisitor):
         else:
             self.visit(node.target)
 
-    def visit_TypeAlias(self, node: Any) -> None:  # `type X = ...`: `ast.TypeAlias`, Python 3.12+
-        self.generic_visit(node)
+    def visit_TypeAlias(self, node: Any) -> None:
+        """`type X = V` (Python 3.12): `X` is a `TypeAliasType`, neither V nor what V names.
+
+        Read as `depfix.lowering` reads it on older Pythons (`(X)= -V`, see `visit_Assign`). FastAPI
+        unwraps such an alias only since 0.128.2, and only as a whole annotation: it is recorded as a
+        type alias statement (what DF006 and DF017 ask of it), never as an `Annotated` alias that rules
+        may reuse.
+        """
+        self.visit(node.value)
+        self.assign_target(node.name, UNKNOWN)
         if isinstance(node.name, ast.Name):
-            self.bind(node.name.id, UNKNOWN)
             self.record_type_alias(node.name.id, node.value, node.lineno, statement=True)
+
+    def lowered_type_alias(self, node: ast.Assign) -> Optional[tuple[str, ast.expr]]:
+        """The name and value of a `type X = V` that `depfix.lowering` wrote as `(X)= -V`."""
+        lines = getattr(self.text, "type_alias_lines", None)
+        if not lines or node.lineno not in lines or len(node.targets) != 1:
+            return None
+        target, value = node.targets[0], node.value
+        if not (isinstance(target, ast.Name) and isinstance(value, ast.UnaryOp)):
+            return None
+        return (target.id, value.operand) if isinstance(value.op, ast.USub) else None
 
     def visit_If(self, node: ast.If) -> None:
         self.visit(node.test)
@@ -818,6 +881,13 @@ class _Extractor(ast.NodeVisitor):
         self.type_checking_depth -= type_checking
         for statement in node.orelse:
             self.visit(statement)
+        self.conditional_depth -= 1
+
+    def visit_Match(self, node: Any) -> None:
+        """`match` (Python 3.10): each case runs or not, like the branches of an `if` (and as
+        `depfix.lowering` reads it on Python 3.9)."""
+        self.conditional_depth += 1
+        self.generic_visit(node)
         self.conditional_depth -= 1
 
     def visit_Try(self, node: ast.Try) -> None:
@@ -934,8 +1004,8 @@ class _Extractor(ast.NodeVisitor):
                 annotated_size=annotated_size,
                 simple_type=simple_type,
                 alias_name=alias_name,
-                options=_options(node),
-                options_source=self.options_source(node),
+                options=self.original_options(node) or _options(node),
+                options_source=self.original_options(node) or self.options_source(node),
             )
         )
         if isinstance(target_node, ast.Call):

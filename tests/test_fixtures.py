@@ -6,20 +6,22 @@ side means the rule must leave the input untouched. Optional files:
   rules to run (default: the rule the case is filed under);
 - `diagnostics.txt`: the exact text report of `depfix check` on the input.
 
-For every case: the output equals the expected side byte for byte, every output file parses, and a
+For every case: the output equals the expected side byte for byte, every output file parses (with
+libcst, and with this Python's `ast`, through `depfix.lowering` for syntax newer than it), and a
 second run changes nothing.
 """
 
 from __future__ import annotations
 
-import ast
 import shutil
 import sys
 from pathlib import Path
 
+import libcst as cst
 import pytest
 
 from depfix.cli import main
+from depfix.facts import parse_source
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -113,7 +115,8 @@ def test_fixture_case(
     assert result == _expected(case)
     for name, data in result.items():
         if name.endswith(".py"):
-            ast.parse(data, filename=name)
+            cst.parse_module(data)
+            parse_source(name, data)
 
     _run("apply", arguments, capsys)
     assert output() == result, "a second run changed the output"

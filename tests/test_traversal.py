@@ -21,7 +21,7 @@ from libcst.metadata import MetadataWrapper
 
 from depfix import facts as facts_module
 from depfix import traversal
-from depfix.facts import FileFacts, extract_facts
+from depfix.facts import FileFacts, extract_facts, parse_source
 from tests.conftest import ROOT, SOURCES, generated_programs
 
 
@@ -142,7 +142,11 @@ def _facts(source: str, *, stdlib_traversal: bool) -> FileFacts:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return extract_facts("m.py", "m", False, ast.parse(source), source)
+            try:
+                text, tree = source, ast.parse(source)
+            except SyntaxError:  # syntax newer than this Python (fixtures): lowered
+                text, tree = parse_source("m.py", source.encode())
+            return extract_facts("m.py", "m", False, tree, text)
     finally:
         extractor.visit, extractor.generic_visit = saved  # type: ignore[method-assign]
 
