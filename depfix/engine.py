@@ -1169,6 +1169,7 @@ def _interface(facts: FileFacts) -> tuple[object, ...]:
         sorted(facts.rebound),
         facts.star_imports,
         facts.all_names,
+        plain(facts.steps),
     )
 
 

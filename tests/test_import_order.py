@@ -1,0 +1,335 @@
+"""The order Python runs modules in (`depfix.import_order`): the steps of a module, the import
+cycles that fail and the ones that cannot, and a differential test against a real interpreter."""
+
+from __future__ import annotations
+
+import ast
+import os
+import random
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from depfix.facts import extract_facts
+from depfix.import_order import (
+    BIND,
+    FROM,
+    IMPORT,
+    READ,
+    cycle_verdicts,
+    failing_cycles,
+    first_import_failure,
+)
+from depfix.index import ProjectIndex
+
+
+def _index(files: dict[str, str]) -> ProjectIndex:
+    facts = []
+    for path, text in sorted(files.items()):
+        parts = path.removesuffix(".py").split("/")
+        is_package = parts[-1] == "__init__"
+        if is_package:
+            parts = parts[:-1]
+        text = textwrap.dedent(text)
+        facts.append(extract_facts(path, ".".join(parts), is_package, ast.parse(text), text))
+    return ProjectIndex(facts)
+
+
+def _failures(files: dict[str, str]) -> dict[str, str]:
+    """Per module that fails when imported first: the message."""
+    return {
+        failure.entry: failure.describe()
+        for verdict in cycle_verdicts(_index(files))
+        for failure in verdict.failures
+    }
+
+
+def test_steps_follow_the_top_level_in_order() -> None:
+    index = _index(
+        {
+            "pkg/m.py": """
+                from __future__ import annotations
+                import os.path
+                from typing import TYPE_CHECKING
+                from . import sibling as other
+                if TYPE_CHECKING:
+                    from app import Hidden
+                try:
+                    from app import x
+                except ImportError:
+                    x = None
+                if __name__ == "__main__":
+                    import app.main
+                class K(other.Base):
+                    import json
+                    field: other.Type = other.VALUE
+                def f(a: other.T = other.default) -> other.R:
+                    return other.inside
+            """
+        }
+    )
+    steps = [(s.kind, s.module, s.names, s.bound, s.caught) for s in index.modules["pkg.m"].steps]
+    assert steps == [
+        (IMPORT, "os.path", (), (), ()),
+        (FROM, "typing", ("TYPE_CHECKING",), ("TYPE_CHECKING",), ()),
+        (FROM, "pkg", ("sibling",), ("other",), ()),
+        (FROM, "app", ("x",), ("x",), ("ImportError",)),
+        (BIND, "", ("x",), (), ()),
+        (READ, "other", ("Base",), (), ()),
+        (IMPORT, "json", (), (), ()),
+        (READ, "other", ("VALUE",), (), ()),  # annotations are not evaluated: future import
+        (BIND, "", ("K",), (), ()),
+        (READ, "other", ("default",), (), ()),
+        (BIND, "", ("f",), (), ()),
+    ]
+
+
+def test_routers_and_dependencies_fail_whichever_is_first() -> None:
+    failures = _failures(
+        {
+            "app/__init__.py": "",
+            "app/deps.py": """
+                from app.users import User
+
+                def get_user() -> User:
+                    return User()
+            """,
+            "app/users.py": """
+                from app.deps import get_user
+
+                class User:
+                    pass
+            """,
+        }
+    )
+    assert failures == {
+        "app.deps": "importing app.deps first fails: app/users.py:2 runs `from app.deps import "
+        "get_user` while app.deps is still at its line 2, before its line 4 binds get_user",
+        "app.users": "importing app.users first fails: app/deps.py:2 runs `from app.users import "
+        "User` while app.users is still at its line 2, before its line 4 binds User",
+    }
+
+
+def test_a_cycle_through_a_package_init_that_cannot_fail() -> None:
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/apps/__init__.py": """
+            from pkg.apps.auth.routers import router as auth_router
+            from pkg.apps.users.routers import router as users_router
+
+            ROUTERS = [auth_router, users_router]
+        """,
+        "pkg/apps/auth/__init__.py": "",
+        "pkg/apps/auth/routers.py": """
+            from pkg.apps import users
+            from pkg.apps.users.models import User
+
+            router = object()
+
+            def me() -> User:
+                return users.routers.current()
+        """,
+        "pkg/apps/users/__init__.py": "",
+        "pkg/apps/users/models.py": "class User:\n    pass\n",
+        "pkg/apps/users/routers.py": """
+            import pkg.apps
+
+            router = object()
+
+            def current() -> object:
+                return pkg.apps.ROUTERS
+        """,
+    }
+    verdicts = cycle_verdicts(_index(files))
+    assert [v.members for v in verdicts] == [
+        ("pkg.apps", "pkg.apps.auth.routers", "pkg.apps.users.routers")
+    ]
+    assert not verdicts[0].fails
+    assert failing_cycles(_index(files)) == []
+
+
+def test_a_cycle_that_fails_for_one_entry_only() -> None:
+    failures = _failures(
+        {
+            "app/__init__.py": "",
+            "app/a.py": "import app.b\n\nVALUE = 1\n",
+            "app/b.py": "from app.a import VALUE\n",
+        }
+    )
+    assert failures == {
+        "app.a": "importing app.a first fails: app/b.py:1 runs `from app.a import VALUE` while "
+        "app.a is still at its line 1, before its line 3 binds VALUE"
+    }
+
+
+def test_module_attributes_read_in_functions_cannot_fail() -> None:
+    files = {
+        "app/__init__.py": "",
+        "app/a.py": "import app.b\n\ndef f():\n    return app.b.g()\n",
+        "app/b.py": "import app.a\n\ndef g():\n    return app.a.f\n",
+    }
+    verdicts = cycle_verdicts(_index(files))
+    assert [v.members for v in verdicts] == [("app.a", "app.b")]
+    assert not verdicts[0].fails
+    assert not verdicts[0].takes_names
+
+
+def test_module_attribute_read_while_it_runs_fails() -> None:
+    failures = _failures(
+        {
+            "app/__init__.py": "",
+            "app/a.py": "from app import b\n\ndef register(f):\n    return f\n",
+            "app/b.py": "from app import a\n\n@a.register\ndef f():\n    pass\n",
+        }
+    )
+    assert failures == {
+        "app.a": "importing app.a first fails: app/b.py:3 runs `a.register` while app.a is still "
+        "at its line 1, before its line 3 binds register",
+    }
+
+
+def test_type_checking_imports_make_no_cycle() -> None:
+    files = {
+        "app/__init__.py": "",
+        "app/a.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from app.b import B\nA = 1\n",
+        "app/b.py": "from app.a import A\nB = 1\n",
+    }
+    assert cycle_verdicts(_index(files)) == []
+
+
+def test_a_re_export_in_a_package_init() -> None:
+    failures = _failures(
+        {
+            "app/__init__.py": "",
+            "app/routers/__init__.py": "from .auth import get_user\nfrom . import users\n",
+            "app/routers/auth.py": "from app.routers.users import User\n\ndef get_user():\n    pass\n",
+            "app/routers/users.py": "from app.routers import get_user\n\nclass User:\n    pass\n",
+        }
+    )
+    assert set(failures) == {"app.routers", "app.routers.auth", "app.routers.users"}
+    assert failures["app.routers.users"] == (
+        "importing app.routers.users first fails: app/routers/users.py:1 runs `from app.routers "
+        "import get_user` while app.routers is still at its line 1, before its line 1 binds get_user"
+    )
+
+
+# ---- differential: the prediction against a real interpreter ---------------------------------------
+MODULES = ("p", "p.a", "p.b", "p.c", "p.s", "p.s.d")
+
+
+def _value(module: str) -> str:
+    return "v_" + module.replace(".", "_")
+
+
+def _statements(rng: random.Random, module: str, counter: list[int]) -> list[str]:
+    """A few top-level statements that import other modules in one of many shapes."""
+    found: list[str] = []
+    for _ in range(rng.randint(1, 3)):
+        target = rng.choice([m for m in MODULES if m != module])
+        counter[0] += 1
+        i = counter[0]
+        value = _value(target)
+        parent, _, last = target.rpartition(".")
+        shape = rng.randrange(13)
+        if shape == 0:
+            found.append(f"from {target} import {value}")
+        elif shape == 1:
+            found.append(f"import {target}")
+        elif shape == 2:
+            found.append(f"import {target} as m{i}\nr{i} = m{i}.{value}")
+        elif shape == 3:
+            found.append(f"import {target} as m{i}\ndef f{i}():\n    return m{i}.{value}")
+        elif shape == 4 and parent:
+            found.append(f"from {parent} import {last}")
+        elif shape == 5 and parent:
+            found.append(f"from {parent} import {last} as m{i}\nr{i} = m{i}.{value}")
+        elif shape == 6:
+            found.append(
+                f"try:\n    from {target} import {value}\nexcept ImportError:\n    {value} = None"
+            )
+        elif shape == 7:
+            found.append(f"if {rng.choice(['True', 'False'])}:\n    from {target} import {value}")
+        elif shape == 8:
+            found.append(
+                f"from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from {target} import {value}"
+            )
+        elif shape == 9:
+            found.append(f"import {target} as m{i}\n@m{i}.deco\ndef g{i}():\n    pass")
+        elif shape == 10:
+            found.append(f"import {target}\nr{i} = {target}.{value}")
+        elif shape == 11:
+            found.append(f"import {target} as m{i}\nclass K{i}:\n    x = m{i}.{value}")
+        elif shape == 12:
+            found.append(f"import {target} as m{i}\ndef h{i}(x=m{i}.{value}):\n    pass")
+    return found
+
+
+def _generate(seed: int) -> dict[str, str]:
+    rng = random.Random(seed)
+    counter = [0]
+    files: dict[str, str] = {}
+    for module in MODULES:
+        definition = f"{_value(module)} = 1\ndef deco(f):\n    return f"
+        statements = _statements(rng, module, counter) if rng.random() < 0.8 else []
+        statements.insert(rng.randint(0, len(statements)), definition)
+        is_package = module in ("p", "p.s")
+        path = module.replace(".", "/") + ("/__init__.py" if is_package else ".py")
+        files[path] = "\n".join(statements) + "\n"
+    return files
+
+
+DRIVER = """
+import os, sys
+for module in sys.argv[1:]:
+    child = os.fork()
+    if child == 0:
+        try:
+            __import__(module)
+        except (ImportError, AttributeError) as error:
+            circular = "circular import" in str(error)
+            print(module, type(error).__name__, error, file=sys.stderr)
+            os._exit(3 if circular else 4)
+        os._exit(0)
+    status = os.waitpid(child, 0)[1]
+    print(module, os.waitstatus_to_exitcode(status))
+"""
+
+
+def _real_failures(root: Path) -> set[str]:
+    """The modules whose import, first in a fresh interpreter, fails on a circular import."""
+    done = subprocess.run(
+        [sys.executable, "-S", "-E", "-c", DRIVER, *MODULES],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    codes = dict(line.split() for line in done.stdout.splitlines())
+    assert set(codes.values()) <= {"0", "3"}, done.stderr
+    return {module for module, code in codes.items() if code == "3"}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks a fresh interpreter per import")
+@pytest.mark.parametrize("seed", range(30))
+def test_prediction_matches_a_real_first_import(seed: int, tmp_path: Path) -> None:
+    files = _generate(seed)
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    index = _index(files)
+    verdicts = cycle_verdicts(index)
+    failing_entries = {f.entry: v.members for v in verdicts for f in v.failures}
+    real = _real_failures(tmp_path)
+    for module in MODULES:
+        predicted = first_import_failure(index, module)
+        assert (predicted is not None) == (module in real), (module, predicted, files)
+        if predicted is not None and module in failing_entries:
+            assert predicted.partial in failing_entries[module]
+        cycle = next((v.members for v in verdicts if module in v.members), None)
+        if module in failing_entries:  # a cycle's own verdict agrees with the whole simulation
+            assert predicted is not None
+        elif cycle is not None and predicted is not None:
+            assert predicted.partial not in cycle
