@@ -213,12 +213,18 @@ def cycle_edges(index: ProjectIndex, cycle: list[str], kinds: frozenset[str]) ->
         for fact in facts.imports:
             if fact.kind not in kinds:
                 continue
-            reached = sorted(_runs(index, facts, fact) & members - {module})
             target = index.modules.get(fact.target)
-            if target is not None and target.module in reached and _fetches_names(index, fact):
+            if (
+                target is not None
+                and target.module in members
+                and target.module != module
+                and _fetches_names(index, fact)
+            ):  # a package's own submodule taking names from it is an edge too
                 names = tuple(n for n in fact.names if f"{fact.target}.{n}" not in index.modules)
                 edges.append(Edge(facts.path, fact.line, module, target.module, names or ("*",)))
-            elif reached:
+                continue
+            reached = sorted(_runs(index, facts, fact) & members - {module})
+            if reached:
                 edges.append(Edge(facts.path, fact.line, module, reached[-1], ()))
         edges.extend(edge for edge in _attribute_edges(index, facts) if edge.imported in members)
     return sorted(set(edges), key=lambda e: (e.path, e.line, e.imported))

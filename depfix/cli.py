@@ -290,6 +290,7 @@ def _finish(
     written: bool,
     diff: bool = False,
     unsafe: bool = False,
+    verbose: bool = False,
 ) -> None:
     """Print the run: a diff or the report on stdout; errors and the summary on stderr.
 
@@ -310,7 +311,7 @@ def _finish(
         for error in result.errors:
             typer.echo(error_line(error), err=True)
         if not quiet:
-            for note in result.notes:
+            for note in (*result.notes, *(result.details if verbose else ())):
                 typer.echo(
                     f"{note.path}:{note.line}:{note.column}: note: {note.code} {note.message}",
                     err=True,
@@ -406,6 +407,7 @@ def apply_command(
         written=writes,
         diff=dry_run,
         unsafe=unsafe or settings.unsafe,
+        verbose=verbose,
     )
     found = bool(result.changes) if check else bool(result.diagnostics)
     failed = committed is not None and committed.push_error is not None
@@ -540,6 +542,7 @@ def check_command(
         quiet=quiet,
         written=False,
         unsafe=unsafe or settings.unsafe,
+        verbose=verbose,
     )
     failed = summary is not None and not _append_summary(summary, result, "check")
     if summary is None:

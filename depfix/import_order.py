@@ -340,16 +340,19 @@ class Failure:
     """The line of `partial` that binds `name`; None for a submodule that has not finished."""
 
     def describe(self) -> str:
-        where = f"{self.path}:{self.line} runs `{self.statement}`"
+        verb = "runs" if self.statement.startswith("from ") else "reads"
+        where = f"{self.path}:{self.line} {verb} `{self.statement}`"
         if self.bound_at is None:
             return (
                 f"importing {self.entry} first fails: {where} before {self.partial}.{self.name} "
                 f"has finished running"
             )
-        return (
-            f"importing {self.entry} first fails: {where} while {self.partial} is still at its "
-            f"line {self.stopped_at}, before its line {self.bound_at} binds {self.name}"
+        running = (
+            f"importing {self.entry} first fails: {where} while {self.partial} is still running"
         )
+        if self.bound_at == self.stopped_at:  # a re-export: `from .auth import get_user`
+            return f"{running} its line {self.stopped_at}, which binds {self.name} once it finishes"
+        return f"{running} its line {self.stopped_at}, before its line {self.bound_at} binds {self.name}"
 
 
 @dataclass(frozen=True)

@@ -107,9 +107,9 @@ def test_routers_and_dependencies_fail_whichever_is_first() -> None:
     )
     assert failures == {
         "app.deps": "importing app.deps first fails: app/users.py:2 runs `from app.deps import "
-        "get_user` while app.deps is still at its line 2, before its line 4 binds get_user",
+        "get_user` while app.deps is still running its line 2, before its line 4 binds get_user",
         "app.users": "importing app.users first fails: app/deps.py:2 runs `from app.users import "
-        "User` while app.users is still at its line 2, before its line 4 binds User",
+        "User` while app.users is still running its line 2, before its line 4 binds User",
     }
 
 
@@ -161,7 +161,7 @@ def test_a_cycle_that_fails_for_one_entry_only() -> None:
     )
     assert failures == {
         "app.a": "importing app.a first fails: app/b.py:1 runs `from app.a import VALUE` while "
-        "app.a is still at its line 1, before its line 3 binds VALUE"
+        "app.a is still running its line 1, before its line 3 binds VALUE"
     }
 
 
@@ -186,8 +186,8 @@ def test_module_attribute_read_while_it_runs_fails() -> None:
         }
     )
     assert failures == {
-        "app.a": "importing app.a first fails: app/b.py:3 runs `a.register` while app.a is still "
-        "at its line 1, before its line 3 binds register",
+        "app.a": "importing app.a first fails: app/b.py:3 reads `a.register` while app.a is still "
+        "running its line 1, before its line 3 binds register",
     }
 
 
@@ -212,7 +212,7 @@ def test_a_re_export_in_a_package_init() -> None:
     assert set(failures) == {"app.routers", "app.routers.auth", "app.routers.users"}
     assert failures["app.routers.users"] == (
         "importing app.routers.users first fails: app/routers/users.py:1 runs `from app.routers "
-        "import get_user` while app.routers is still at its line 1, before its line 1 binds get_user"
+        "import get_user` while app.routers is still running its line 1, which binds get_user once it finishes"
     )
 
 
