@@ -3,6 +3,8 @@ cycles, re-exports for files outside the given paths, and refusals with their re
 
 from __future__ import annotations
 
+import email
+import importlib
 import json
 import shutil
 import subprocess
@@ -387,3 +389,28 @@ def test_a_type_checking_import_the_moved_code_needs_becomes_a_real_one(
         check=False,
     )
     assert check.returncode == 0, check.stderr
+
+
+def test_the_standard_library_gets_no_output_without_verbose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Code FastAPI never calls: its import cycles (all harmless here) are --verbose notes."""
+    for package in (json, email, importlib):
+        shutil.copytree(
+            Path(package.__file__).parent,
+            tmp_path / package.__name__,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["check", ".", "--no-cache"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("depfix: ")
+    assert captured.err.count("\n") == 1  # the summary line alone
+    assert main(["check", ".", "--no-cache", "--verbose"]) == 0
+    notes = capsys.readouterr().err
+    assert (
+        "note: DF008 import cycle json <-> json.decoder cannot fail: each of its modules " in notes
+    )
+    assert "fails" not in notes.replace("cannot fail", "")
