@@ -44,15 +44,25 @@ After:
     # app/routers/users.py
     from app.dependencies import get_current_user
 
-depfix follows every import that runs a module when its module runs (`import pkg.x` and
-`from pkg import submodule` included; function-local and `if TYPE_CHECKING:` imports are not) and
-reports a cycle when an import inside it takes a name from a module that may still be running:
-`from x import name`, or `Depends(x.name)` evaluated at import time. A cycle is reported as a problem,
-and changed, only when it is caused by dependencies: a `Depends`/`Security` target defined in one
-member and imported by another.
-Other cycles (often harmless thanks to the order the modules run in) and cycles that exist only through
-lazy imports are shown as notes, which set no exit code. The move
-takes those dependencies and everything they need that is defined inside the cycle (helpers, security
+A cycle is a mistake only when some order of importing its modules really fails. depfix runs each
+module's top-level statements the way Python does (imports at the top level, inside `if` and `try`
+included; function bodies, `if TYPE_CHECKING:` and `if __name__ == "__main__":` not run; a package's
+`__init__` before its submodules), once for every module of the cycle imported first, and reports
+the cycle when a `from x import name`, or an `x.name` read while the module runs (a decorator, a
+default such as `Depends(auth.get_current_user)`, a class body), comes before `x` has bound `name`.
+The message names the first import that fails and the line that fails:
+
+    import cycle app.auth <-> app.users: importing app.auth first fails: app/users.py:3 runs
+    `from app.auth import get_user` while app.auth is still running its line 5, before its line 9
+    binds get_user
+
+A cycle is reported, and changed, only when it is caused by dependencies: a `Depends`/`Security`
+target defined in one member and imported by another, directly or through a re-export in a
+package's `__init__.py`. Cycles that cannot fail (each module imports cleanly when imported first),
+cycles without a dependency in them and cycles only through function-local or `TYPE_CHECKING`
+imports are notes shown with `--verbose`, and they never stop another rule's fix.
+
+The move takes those dependencies and everything they need that is defined inside the cycle (helpers, security
 schemes, other module-level values, and what they read as `users.find_user` through a module of the
 cycle, which they then read directly), ordered so that each name is defined before it is needed; the
 imports they need from outside the cycle are copied as real imports (FastAPI evaluates annotations at
@@ -61,8 +71,9 @@ package, created or appended to. Every import of a moved name in the project is 
 included (function-local imports in place, relative ones kept relative), and so is every
 `module.name` read through an imported module object (`auth.get_current_user` becomes
 `dependencies.get_current_user`); a source keeps a re-export when the name is in its `__all__`, it is star-imported, or a file
-that cannot be rewritten imports it. The whole change is verified before it is offered: the cycle is
-gone, the new module is in no cycle and no edited file reads a name nothing defines.
+that cannot be rewritten imports it. The whole change is verified before it is offered: no first
+import of the cycle's modules fails any more, the new module is in no cycle that can fail and no
+edited file reads a name nothing defines.
 
 No fix, with the reason, when the move would take a route, an app or router, a name defined
 conditionally or rebound, a value that uses `__name__`, or when a string such as
