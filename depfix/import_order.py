@@ -21,6 +21,7 @@ an outside module) never makes a failure: it answers "cannot tell", which is "do
 from __future__ import annotations
 
 import ast
+import dataclasses
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -339,6 +340,11 @@ class Failure:
     bound_at: Optional[int]
     """The line of `partial` that binds `name`; None for a submodule that has not finished."""
 
+    @property
+    def unfinished(self) -> str:
+        """The module that had not finished running: `partial`, or its submodule `name`."""
+        return self.partial if self.bound_at is not None else f"{self.partial}.{self.name}"
+
     def describe(self) -> str:
         verb = "runs" if self.statement.startswith("from ") else "reads"
         where = f"{self.path}:{self.line} {verb} `{self.statement}`"
@@ -371,9 +377,11 @@ class CycleVerdict:
 
 
 class _Failed(Exception):
-    def __init__(self, failure: Failure) -> None:
+    def __init__(self, failure: Failure, caught_by: frozenset[str]) -> None:
         super().__init__(failure.describe())
         self.failure = failure
+        self.caught_by = caught_by
+        """The handlers that catch it: IMPORT_ERRORS or ATTRIBUTE_ERRORS."""
 
 
 @dataclass
@@ -409,6 +417,8 @@ class _Simulation:
         self.simulated = simulated
         self.entry = entry
         self.modules: dict[str, _Running] = {}
+        self.stack: list[_Running] = []
+        """The modules running, outermost first."""
 
     def run(self) -> Optional[Failure]:
         try:
@@ -433,9 +443,11 @@ class _Simulation:
         running = _Running(name, facts)
         self.modules[name] = running
         if facts is not None and facts.module in self.simulated:
+            self.stack.append(running)
             for step in facts.steps:
                 running.line = step.line
                 self.step(running, step)
+            self.stack.pop()
         elif facts is not None:
             running.namespace.update((bound, None) for bound in bound_lines(facts))
         running.done = True
@@ -448,11 +460,26 @@ class _Simulation:
         return name if name in self.modules and self.modules[name].facts is not None else None
 
     def step(self, running: _Running, step: Step) -> None:
-        namespace = running.namespace
-        if step.kind == BIND:
+        if step.kind in (IMPORT, FROM, STAR):
+            try:
+                self.import_step(running, step)
+            except _Failed as failed:  # raised by a module this import runs
+                if not failed.caught_by.intersection(step.caught):
+                    raise
+                # the modules that did not finish are dropped from sys.modules, as Python does
+                position = next(i for i, item in enumerate(self.stack) if item is running)
+                for unfinished in self.stack[position + 1 :]:
+                    self.modules.pop(unfinished.name, None)
+                del self.stack[position + 1 :]
+        elif step.kind == BIND:
             for name in step.names:
-                namespace[name] = None
-        elif step.kind == IMPORT:
+                running.namespace[name] = None
+        elif step.kind == READ:
+            self.read(running, step)
+
+    def import_step(self, running: _Running, step: Step) -> None:
+        namespace = running.namespace
+        if step.kind == IMPORT:
             self.load(step.module)
             if step.bound:
                 namespace[step.bound[0]] = self.reference(step.module)
@@ -467,8 +494,6 @@ class _Simulation:
             namespace.update(
                 (name, value) for name, value in source.namespace.items() if name[:1] != "_"
             )
-        elif step.kind == READ:
-            self.read(running, step)
 
     def take(self, running: _Running, step: Step) -> None:
         self.load(step.module)
@@ -498,19 +523,17 @@ class _Simulation:
                 and "__getattr__" not in source.namespace
                 and not IMPORT_ERRORS.intersection(step.caught)
             ):
-                raise _Failed(
-                    self.failure(
-                        running, step, f"from {step.module} import {name}", source, name, line
-                    )
-                )
+                statement = f"from {step.module} import {name}"
+                failure = self.failure(running, step, statement, source, name, line)
+                raise _Failed(failure, IMPORT_ERRORS)
             running.namespace[bound] = None
 
     def read(self, running: _Running, step: Step) -> None:
         current = running.namespace.get(step.module)
         for position, attribute in enumerate(step.names):
-            if current is None:
+            source = self.modules.get(current) if current is not None else None
+            if source is None:  # not a module, or one that failed and was dropped
                 return
-            source = self.modules[current]
             if attribute in source.namespace:
                 current = source.namespace[attribute]
                 continue
@@ -522,13 +545,17 @@ class _Simulation:
             if partial is not None and not partial.done:
                 if partial.facts is None or partial.facts.module not in self.members:
                     return
-                raise _Failed(self.failure(running, step, text, partial, "", None))
+                raise _Failed(
+                    self.failure(running, step, text, partial, "", None), ATTRIBUTE_ERRORS
+                )
             line = bound_lines(source.facts).get(attribute) if source.facts else None
             if source.done or line is None or source.facts is None:
                 return
             if source.facts.module not in self.members:
                 return
-            raise _Failed(self.failure(running, step, text, source, attribute, line))
+            raise _Failed(
+                self.failure(running, step, text, source, attribute, line), ATTRIBUTE_ERRORS
+            )
 
     def failure(
         self,
@@ -618,6 +645,38 @@ def _upstream(importers: dict[str, set[str]], members: frozenset[str]) -> frozen
     return frozenset(found)
 
 
+def _first_import_failures(
+    index: ProjectIndex, members: frozenset[str], simulated: frozenset[str]
+) -> list[Failure]:
+    """How importing each member first fails, for the members that fail.
+
+    `import a.b.c` runs `a` first: when `a` is a member (and nothing before it may enter the
+    cycle), importing `a.b.c` first runs exactly as importing `a` first does, whenever that has
+    already run `a.b.c` (a package's `__init__` that imports its modules) or failed.
+    """
+    runs: dict[str, tuple[Optional[Failure], frozenset[str]]] = {}
+    failures = []
+    for entry in sorted(members, key=lambda name: (name.count("."), name)):
+        known = None
+        parts = entry.split(".")
+        for cut in range(1, len(parts)):
+            ancestor = ".".join(parts[:cut])
+            if ancestor in runs:
+                failure, loaded = runs[ancestor]
+                if failure is not None or entry in loaded:
+                    known = failure, loaded
+                break
+            if ancestor in simulated:
+                break
+        if known is None:
+            simulation = _Simulation(index, members, simulated, entry)
+            known = simulation.run(), frozenset(simulation.modules)
+        runs[entry] = known
+        if known[0] is not None:
+            failures.append(dataclasses.replace(known[0], entry=entry))
+    return sorted(failures, key=lambda failure: failure.entry)
+
+
 def cycle_verdicts(index: ProjectIndex) -> list[CycleVerdict]:
     """Every import cycle among the modules the index holds, with how it fails, sorted.
 
@@ -643,11 +702,7 @@ def cycle_verdicts(index: ProjectIndex) -> list[CycleVerdict]:
         takes = _takes_names(index, members)
         failures: list[Failure] = []
         if takes:
-            simulated = _upstream(importers, members)
-            for entry in sorted(members):
-                failure = _Simulation(index, members, simulated, entry).run()
-                if failure is not None:
-                    failures.append(failure)
+            failures = _first_import_failures(index, members, _upstream(importers, members))
         verdicts.append(CycleVerdict(tuple(sorted(members)), tuple(failures), takes))
     verdicts.sort(key=lambda verdict: verdict.members)
     index.memo["import_order:verdicts"] = verdicts
