@@ -8,14 +8,15 @@ and `cycle_verdicts` runs them the way the import system does, once for every me
 cycle as the first module imported, to tell the cycles that fail from the ones that cannot.
 
 What the steps follow: imports at the top level, in `if`/`try`/`with`/loops and class bodies
-(both branches of an `if` run, except `if TYPE_CHECKING:` and `if __name__ == "__main__":`);
-function bodies do not run. `import a.b` runs `a`, then `a.b`, and binds `a`; `from p import s`
+(both branches of an `if` may run, except under `if TYPE_CHECKING:`, `if __name__ == "__main__":`
+and a constant test); function bodies do not run. `import a.b` runs `a`, then `a.b`, and binds `a`; `from p import s`
 imports the submodule `p.s` when `p` has no attribute `s` yet; a submodule becomes an attribute of
 its package when it has finished running. A failure inside a `try` whose handler catches it
 (`except ImportError` for a from-import, `except AttributeError` for an attribute) is not one.
-Function annotations count as evaluated unless the module has `from __future__ import annotations`.
-What it cannot see (a name bound through `globals()`, a module-level `__getattr__`, a star import of
-an outside module) never makes a failure: it answers "cannot tell", which is "does not fail".
+Annotations count as evaluated unless the module has `from __future__ import annotations` (as
+Python does before 3.14). What it cannot see (a name bound through `globals()` or only by a star
+import, a module-level `__getattr__`, code a decorator or a called function runs) never makes a
+failure: it answers "cannot tell", which is "does not fail".
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ class _Walker:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 bound: tuple[str, ...] = (alias.asname,) if alias.asname else ()
+                if self.in_class:  # bound in the class, not the module: "" binds nothing
+                    bound = ("",)
                 self.steps.append(Step(IMPORT, node.lineno, alias.name, (), bound, self.caught))
                 self.bind_import(alias.asname or alias.name.split(".")[0])
         elif isinstance(node, ast.ImportFrom):
@@ -108,7 +111,9 @@ class _Walker:
                 self.steps.append(Step(STAR, node.lineno, module, (), (), self.caught))
                 return
             names = tuple(alias.name for alias in node.names)
-            bound = tuple(alias.asname or alias.name for alias in node.names)
+            bound = tuple(
+                "" if self.in_class else alias.asname or alias.name for alias in node.names
+            )
             self.steps.append(Step(FROM, node.lineno, module, names, bound, self.caught))
             for name in bound:
                 self.bind_import(name)
@@ -602,7 +607,8 @@ def bound_lines(facts: FileFacts) -> dict[str, int]:
         else:
             continue
         for name in names:
-            lines.setdefault(name, step.line)
+            if name:
+                lines.setdefault(name, step.line)
     if len(_BOUND) > 100_000:
         _BOUND.clear()
     _BOUND[id(facts)] = (facts, lines)

@@ -79,7 +79,7 @@ def test_steps_follow_the_top_level_in_order() -> None:
         (FROM, "app", ("x",), ("x",), ("ImportError",)),
         (BIND, "", ("x",), (), ()),
         (READ, "other", ("Base",), (), ()),
-        (IMPORT, "json", (), (), ()),
+        (IMPORT, "json", (), ("",), ()),  # bound in the class, not the module
         (READ, "other", ("VALUE",), (), ()),  # annotations are not evaluated: future import
         (BIND, "", ("K",), (), ()),
         (READ, "other", ("default",), (), ()),
