@@ -374,7 +374,11 @@ class _Planner:
             facts = self.index.modules[module]
             if name in analysis.conditional:
                 raise Refusal(f"{name} is defined conditionally in {facts.path}")
-            if name in analysis.mutated or len(analysis.definitions.get(name, ())) != 1:
+            if not analysis.definitions.get(name):
+                raise Refusal(
+                    f"{name} in {facts.path} is not defined by a def, a class or a plain assignment"
+                )
+            if name in analysis.mutated or len(analysis.definitions[name]) != 1:
                 raise Refusal(f"{name} is rebound in {facts.path}")
             position = analysis.definitions[name][0]
             statement = analysis.statements[position]
@@ -458,7 +462,8 @@ class _Planner:
                 attributes = attributes_read(node, binding.name)
                 if attributes is None:
                     raise Refusal(
-                        f"the dependencies use module {bound.module} itself, which is in the cycle"
+                        f"the dependencies use the module {bound.module} itself, not only names "
+                        "from it, and it is in the cycle"
                     )
                 for attribute in sorted(attributes):
                     if attribute not in self.analysis(bound.module).definitions:
@@ -467,9 +472,12 @@ class _Planner:
                 self.move.unqualify.setdefault(key, set()).add(binding.name)
                 return
             if bound is not None and self._entangled(bound.module):
-                raise Refusal(
-                    f"the dependencies use module {bound.module} itself, which is in the cycle"
+                where = (
+                    "it is in the cycle"
+                    if bound.module in self.cycle
+                    else "it imports a module of the cycle"
                 )
+                raise Refusal(f"the dependencies use the module {bound.module} itself, and {where}")
         elif target is not None and target.module in self.cycle:
             source = self.analysis(target.module)
             if binding.original not in source.definitions:
@@ -487,7 +495,7 @@ class _Planner:
             binding.module,
             binding.original,
         ):
-            raise Refusal(f"two different imports are bound to {binding.name}")
+            raise Refusal(f"the moved code needs {binding.name} from two different imports")
         self.move.imports.setdefault(binding.name, binding)
         self.move.import_owner.setdefault(binding.name, analysis.module)
 
@@ -505,7 +513,8 @@ class _Planner:
             deep = [m for m in members if "." in m]
             if len(tops) != 1:
                 raise Refusal(
-                    "the cycle spans several top-level packages and no dependencies-module is set"
+                    "the cycle spans several top-level packages: set dependencies-module in "
+                    "[tool.depfix] to say where its dependencies go"
                 )
             module = f"{tops.pop()}.dependencies" if deep else "dependencies"
         existing = self.index.modules.get(module)
@@ -519,9 +528,13 @@ class _Planner:
         self._load_users()
         target_module, target_path = self.target()
         if target_module in self.cycle:
-            raise Refusal(f"{target_module} is itself in the cycle")
+            raise Refusal(
+                f"{target_module}, where the dependencies would go, is itself in the cycle"
+            )
         if self._entangled(target_module) and target_module in self.index.modules:
-            raise Refusal(f"{target_path} imports a module of the cycle")
+            raise Refusal(
+                f"{target_path}, where the dependencies would go, imports a module of the cycle"
+            )
         self._check_strings()
         files: dict[str, bytes] = {}
         moved_by_module: dict[str, set[str]] = {}
