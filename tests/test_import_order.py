@@ -367,3 +367,27 @@ def test_prediction_matches_a_real_first_import(seed: int, tmp_path: Path) -> No
             assert module in failing_entries
         if module in failing_entries:
             assert predicted is not None
+
+
+def test_new_imports_are_refused_only_into_cycles_that_can_fail() -> None:
+    """What DF001, DF006 and DF007 ask before adding an import."""
+    harmless = {
+        "app/__init__.py": "",
+        "app/core/__init__.py": 'NAME = "demo"\nfrom app.core.config import settings\n',
+        "app/core/config.py": "from app.core import NAME\n\nsettings = NAME\n",
+        "app/db.py": "from app.core.config import settings\n\ndef get_db():\n    yield settings\n",
+        "app/routers.py": "",
+    }
+    index = _index(harmless)
+    assert [v.members for v in cycle_verdicts(index)] == [("app.core", "app.core.config")]
+    assert index.cycle_members() == frozenset()
+    assert index.new_import_risk("app.routers", "app.db") is None
+    failing = {
+        **harmless,
+        "app/core/__init__.py": 'from app.core.config import settings\nNAME = "demo"\n',
+    }
+    index = _index(failing)
+    assert index.cycle_members() == frozenset({"app.core", "app.core.config"})
+    assert index.new_import_risk("app.routers", "app.db") == (
+        "app.db imports app.core, which is in an import cycle (see DF008)"
+    )
