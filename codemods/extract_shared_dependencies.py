@@ -207,7 +207,8 @@ class ExtractSharedDependencies(ProjectRule):
         return " <-> ".join(cycle) if len(cycle) == 2 else _some(cycle, ", ", "modules")
 
     def _plan_cycle(self, verdict: CycleVerdict) -> ProjectFinding:
-        cycle = list(verdict.members)
+        # the modules on the cycles that fail, not every module a package's __init__ ties in
+        cycle = list(verdict.failing)
         edges = cycle_edges(self.index, cycle, EAGER_ONLY)
         failure = verdict.failures[0]
         path, line = failure.path, failure.line
@@ -892,20 +893,19 @@ class _Planner:
         # Only a cycle that can fail counts: one whose every member imports cleanly first is
         # harmless, whether it was there before (through a package's __init__) or not.
         for verdict in failing_cycles(after_index):
-            cycle = list(verdict.members)
-            if target_module in cycle:
-                raise Refusal(
-                    f"{target_path} would be in an import cycle that can fail, with "
-                    + _some([m for m in cycle if m != target_module], ", ", "modules")
-                )
-            left = set(cycle) & self.cycle
-            if len(left) > 1:
-                failure = verdict.failures[0]
-                # lines of the edited files would not match the source the user reads
-                raise Refusal(
-                    f"the cycle would remain: importing {failure.entry} first would still fail at "
-                    f"`{failure.statement}` in {failure.path}"
-                )
+            for failure in verdict.failures:
+                chain = list(failure.chain)
+                if target_module in chain:
+                    raise Refusal(
+                        f"{target_path} would be in an import cycle that can fail, with "
+                        + _some([m for m in chain if m != target_module], ", ", "modules")
+                    )
+                if len(set(chain) & self.cycle) > 1:
+                    # no line: lines of the edited files would not match the source the user reads
+                    raise Refusal(
+                        f"the cycle would remain: importing {failure.entry} first would still "
+                        f"fail at `{failure.statement}` in {failure.path}"
+                    )
 
 
 # ---- helpers for libcst edits ---------------------------------------------------------------------

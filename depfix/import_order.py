@@ -344,6 +344,9 @@ class Failure:
     name: str
     bound_at: Optional[int]
     """The line of `partial` that binds `name`; None for a submodule that has not finished."""
+    chain: tuple[str, ...] = ()
+    """The modules of the cycle that failed, sorted: the unfinished one, the one it was importing
+    when it stopped, and so on up to the one whose step fails."""
 
     @property
     def unfinished(self) -> str:
@@ -379,6 +382,12 @@ class CycleVerdict:
     @property
     def fails(self) -> bool:
         return bool(self.failures)
+
+    @property
+    def failing(self) -> tuple[str, ...]:
+        """The members on the cycles that fail (a cycle through a package's `__init__` can hold
+        many more modules than the few whose imports fail), sorted."""
+        return tuple(sorted({module for failure in self.failures for module in failure.chain}))
 
 
 class _Failed(Exception):
@@ -572,6 +581,9 @@ class _Simulation:
         bound_at: Optional[int],
     ) -> Failure:
         assert running.facts is not None and partial.facts is not None
+        # the cycle that failed: the unfinished module, what it is importing, ..., the failing one
+        start = next((i for i, item in enumerate(self.stack) if item is partial), 0)
+        chain = tuple(sorted({item.facts.module for item in self.stack[start:] if item.facts}))
         if bound_at is None:  # a submodule not finished: name it as an attribute of its package
             parent, _, name = partial.name.rpartition(".")
             partial = self.modules.get(parent, partial)
@@ -585,6 +597,7 @@ class _Simulation:
             partial.line,
             name,
             bound_at,
+            chain,
         )
 
 
