@@ -316,9 +316,15 @@ def _generate(seed: int) -> dict[str, str]:
 
 DRIVER = """
 import os, sys
+for module in os.environ.get("PRELOAD", "").split():  # not project modules: shared by every fork
+    __import__(module)
 for module in sys.argv[1:]:
     child = os.fork()
     if child == 0:
+        if "=" in module:  # root=module: the module of another tree
+            root, module = module.rsplit("=", 1)
+            os.chdir(root)
+            sys.path.insert(0, root)
         try:
             __import__(module)
         except (ImportError, AttributeError) as error:
@@ -327,22 +333,23 @@ for module in sys.argv[1:]:
             os._exit(3 if circular else 4)
         os._exit(0)
     status = os.waitpid(child, 0)[1]
-    print(module, os.waitstatus_to_exitcode(status))
+    print(os.waitstatus_to_exitcode(status), module)
 """
 
 
-def _real_failures(root: Path) -> set[str]:
+def _real_failures(root: Path, modules: tuple[str, ...] = MODULES, preload: str = "") -> set[str]:
     """The modules whose import, first in a fresh interpreter, fails on a circular import."""
     done = subprocess.run(
-        [sys.executable, "-S", "-E", "-c", DRIVER, *MODULES],
+        [sys.executable, "-B", *(["-S"] if not preload else []), "-c", DRIVER, *modules],
         cwd=root,
         capture_output=True,
         text=True,
         check=True,
+        env={**os.environ, "PRELOAD": preload, "PYTHONPATH": ""},
     )
-    codes = dict(line.split() for line in done.stdout.splitlines())
-    assert set(codes.values()) <= {"0", "3"}, done.stderr
-    return {module for module, code in codes.items() if code == "3"}
+    codes = [line.split(" ", 1) for line in done.stdout.splitlines()]
+    assert {code for code, _ in codes} <= {"0", "3"}, done.stderr
+    return {module for code, module in codes if code == "3"}
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="forks a fresh interpreter per import")
@@ -391,3 +398,48 @@ def test_new_imports_are_refused_only_into_cycles_that_can_fail() -> None:
     assert index.new_import_risk("app.routers", "app.db") == (
         "app.db imports app.core, which is in an import cycle (see DF008)"
     )
+
+
+DF008_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "DF008"
+TREES = sorted(path for path in DF008_FIXTURES.glob("*/*") if path.name in ("before", "after"))
+
+
+def _tree_files(tree: Path) -> dict[str, str]:
+    return {
+        path.relative_to(tree).as_posix(): path.read_text()
+        for path in sorted(tree.rglob("*.py"))
+        if "__pycache__" not in path.parts
+    }
+
+
+@pytest.fixture(scope="module")
+def real_tree_failures() -> dict[Path, set[str]]:
+    """Per DF008 fixture tree: the modules that fail when imported first (one interpreter that
+    has imported FastAPI forks once per module)."""
+    pairs = []
+    for tree in TREES:
+        index = _index(_tree_files(tree))
+        pairs += [f"{tree}={facts.module}" for facts in index.files.values()]
+    failing = _real_failures(Path.cwd(), tuple(pairs), preload="fastapi fastapi.security pydantic")
+    found: dict[Path, set[str]] = {tree: set() for tree in TREES}
+    for pair in failing:
+        root, module = pair.rsplit("=", 1)
+        found[Path(root)].add(module)
+    return found
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks a fresh interpreter per import")
+@pytest.mark.parametrize("tree", TREES, ids=lambda path: f"{path.parent.name}/{path.name}")
+def test_fixture_trees_fail_where_predicted(
+    tree: Path, real_tree_failures: dict[Path, set[str]]
+) -> None:
+    """Every DF008 fixture, before and after the fix: the modules that fail when imported first
+    are the ones the simulation says, and none fails after a fix."""
+    index = _index(_tree_files(tree))
+    modules = sorted(facts.module for facts in index.files.values())
+    predicted = {m for m in modules if first_import_failure(index, m) is not None}
+    assert predicted == real_tree_failures[tree]
+    if tree.name == "after":
+        assert predicted == set()
+    elif (tree.parent / "after").is_dir():
+        assert predicted, "a fix for a cycle that cannot fail"
