@@ -482,15 +482,31 @@ class _Planner:
         elif target is not None and target.module in self.cycle:
             source = self.analysis(target.module)
             if binding.original not in source.definitions:
-                raise Refusal(
-                    f"{binding.original} is re-exported by {target.path}, not defined there"
-                )
-            if binding.name != binding.original:
+                # a re-export (`from .models import User` in a package's __init__): the name is
+                # taken from where it is defined, moving along when that is in the cycle too
+                site = _site(self.index, f"{target.module}.{binding.original}")
+                if site is None or site[0] == target.module:
+                    raise Refusal(
+                        f"{binding.original} is re-exported by {target.path}, not defined there"
+                    )
+                if site[0] not in self.cycle:
+                    binding = ImportBinding(
+                        binding.name, site[0], site[1], binding.position, relative=False
+                    )
+                elif binding.name != site[1]:
+                    raise Refusal(
+                        f"{site[1]} is imported as {binding.name} in {self.index.modules[analysis.module].path}"
+                    )
+                else:
+                    queue.append(site)
+                    return
+            elif binding.name != binding.original:
                 raise Refusal(
                     f"{binding.original} is imported as {binding.name} in {self.index.modules[analysis.module].path}"
                 )
-            queue.append((target.module, binding.original))
-            return
+            else:
+                queue.append((target.module, binding.original))
+                return
         previous = self.move.imports.get(binding.name)
         if previous is not None and (previous.module, previous.original) != (
             binding.module,
