@@ -669,31 +669,36 @@ def _first_import_failures(
 ) -> list[Failure]:
     """How importing each member first fails, for the members that fail.
 
-    `import a.b.c` runs `a` first: when `a` is a member (and nothing before it may enter the
-    cycle), importing `a.b.c` first runs exactly as importing `a` first does, whenever that has
-    already run `a.b.c` (a package's `__init__` that imports its modules) or failed.
+    `import a.b.c` runs `a` first: when `a` is the first package on the way whose steps run (a
+    member, or a module that may import one), importing `a.b.c` first runs exactly as importing
+    `a` first does, whenever that has run `a.b.c` too (a package's `__init__` that imports its
+    modules) or failed. So `import a` runs once for all of them.
     """
     runs: dict[str, tuple[Optional[Failure], frozenset[str]]] = {}
-    failures = []
-    for entry in sorted(members, key=lambda name: (name.count("."), name)):
-        known = None
-        parts = entry.split(".")
-        for cut in range(1, len(parts)):
-            ancestor = ".".join(parts[:cut])
-            if ancestor in runs:
-                failure, loaded = runs[ancestor]
-                if failure is not None or entry in loaded:
-                    known = failure, loaded
-                break
-            if ancestor in simulated:
-                break
+
+    def run(name: str) -> tuple[Optional[Failure], frozenset[str]]:
+        known = runs.get(name)
         if known is None:
-            simulation = _Simulation(index, members, simulated, entry)
-            known = simulation.run(), frozenset(simulation.modules)
-        runs[entry] = known
-        if known[0] is not None:
-            failures.append(dataclasses.replace(known[0], entry=entry))
-    return sorted(failures, key=lambda failure: failure.entry)
+            parts = name.split(".")
+            for cut in range(1, len(parts)):
+                ancestor = ".".join(parts[:cut])
+                if ancestor in simulated:
+                    failure, loaded = run(ancestor)
+                    if failure is not None or name in loaded:
+                        known = failure, loaded
+                    break
+            if known is None:
+                simulation = _Simulation(index, members, simulated, name)
+                known = simulation.run(), frozenset(simulation.modules)
+            runs[name] = known
+        return known
+
+    failures = []
+    for entry in sorted(members):
+        failure = run(entry)[0]
+        if failure is not None:
+            failures.append(dataclasses.replace(failure, entry=entry))
+    return failures
 
 
 def cycle_verdicts(index: ProjectIndex) -> list[CycleVerdict]:
