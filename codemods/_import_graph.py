@@ -1,8 +1,11 @@
-"""The import graph DF008 reasons about: which modules run which, and where a cycle can fail.
+"""The imports between the modules of a cycle, as DF008 lists them, and the cycles through lazy imports.
 
 A module runs the modules it imports when it runs; a cycle of such edges can fail only where one
 module takes a name from another that may still be running (`from x import name`, or `Depends(x.name)`
-evaluated at import time).
+evaluated at import time). Whether an eager cycle really fails is `depfix.import_order`'s question:
+here, `cycle_edges` names the imports of a cycle (the names they take are what DF008 moves), and
+`name_import_cycles` finds the cycles that exist only through function-local or `TYPE_CHECKING`
+imports, which DF008 mentions with `--verbose`.
 """
 
 from __future__ import annotations
@@ -200,7 +203,7 @@ def _edges_of(index: ProjectIndex, facts: FileFacts) -> _FileEdges:
 
 
 def name_import_cycles(index: ProjectIndex, kinds: frozenset[str]) -> list[list[str]]:
-    """The import cycles that can fail, with imports of the given kinds, sorted."""
+    """The cycles of imports of the given kinds with an import taking a name inside, sorted."""
     return import_graph(index, kinds).cycles()
 
 
@@ -213,12 +216,18 @@ def cycle_edges(index: ProjectIndex, cycle: list[str], kinds: frozenset[str]) ->
         for fact in facts.imports:
             if fact.kind not in kinds:
                 continue
-            reached = sorted(_runs(index, facts, fact) & members - {module})
             target = index.modules.get(fact.target)
-            if target is not None and target.module in reached and _fetches_names(index, fact):
+            if (
+                target is not None
+                and target.module in members
+                and target.module != module
+                and _fetches_names(index, fact)
+            ):  # a package's own submodule taking names from it is an edge too
                 names = tuple(n for n in fact.names if f"{fact.target}.{n}" not in index.modules)
                 edges.append(Edge(facts.path, fact.line, module, target.module, names or ("*",)))
-            elif reached:
+                continue
+            reached = sorted(_runs(index, facts, fact) & members - {module})
+            if reached:
                 edges.append(Edge(facts.path, fact.line, module, reached[-1], ()))
         edges.extend(edge for edge in _attribute_edges(index, facts) if edge.imported in members)
     return sorted(set(edges), key=lambda e: (e.path, e.line, e.imported))

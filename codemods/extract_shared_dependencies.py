@@ -44,15 +44,25 @@ After:
     # app/routers/users.py
     from app.dependencies import get_current_user
 
-depfix follows every import that runs a module when its module runs (`import pkg.x` and
-`from pkg import submodule` included; function-local and `if TYPE_CHECKING:` imports are not) and
-reports a cycle when an import inside it takes a name from a module that may still be running:
-`from x import name`, or `Depends(x.name)` evaluated at import time. A cycle is reported as a problem,
-and changed, only when it is caused by dependencies: a `Depends`/`Security` target defined in one
-member and imported by another.
-Other cycles (often harmless thanks to the order the modules run in) and cycles that exist only through
-lazy imports are shown as notes, which set no exit code. The move
-takes those dependencies and everything they need that is defined inside the cycle (helpers, security
+A cycle is a mistake only when some order of importing its modules really fails. depfix runs each
+module's top-level statements the way Python does (imports at the top level, inside `if` and `try`
+included; function bodies, `if TYPE_CHECKING:` and `if __name__ == "__main__":` not run; a package's
+`__init__` before its submodules), once for every module of the cycle imported first, and reports
+the cycle when a `from x import name`, or an `x.name` read while the module runs (a decorator, a
+default such as `Depends(auth.get_current_user)`, a class body), comes before `x` has bound `name`.
+The message names the first import that fails and the line that fails:
+
+    import cycle app.auth <-> app.users: importing app.auth first fails: app/users.py:3 runs
+    `from app.auth import get_user` while app.auth is still running its line 5, before its line 9
+    binds get_user
+
+A cycle is reported, and changed, only when it is caused by dependencies: a `Depends`/`Security`
+target defined in one member and imported by another, directly or through a re-export in a
+package's `__init__.py`. Cycles that cannot fail (each module imports cleanly when imported first),
+cycles without a dependency in them and cycles only through function-local or `TYPE_CHECKING`
+imports are notes shown with `--verbose`, and they never stop another rule's fix.
+
+The move takes those dependencies and everything they need that is defined inside the cycle (helpers, security
 schemes, other module-level values, and what they read as `users.find_user` through a module of the
 cycle, which they then read directly), ordered so that each name is defined before it is needed; the
 imports they need from outside the cycle are copied as real imports (FastAPI evaluates annotations at
@@ -61,8 +71,9 @@ package, created or appended to. Every import of a moved name in the project is 
 included (function-local imports in place, relative ones kept relative), and so is every
 `module.name` read through an imported module object (`auth.get_current_user` becomes
 `dependencies.get_current_user`); a source keeps a re-export when the name is in its `__all__`, it is star-imported, or a file
-that cannot be rewritten imports it. The whole change is verified before it is offered: the cycle is
-gone, the new module is in no cycle and no edited file reads a name nothing defines.
+that cannot be rewritten imports it. The whole change is verified before it is offered: no first
+import of the cycle's modules fails any more, the new module is in no cycle that can fail and no
+edited file reads a name nothing defines.
 
 No fix, with the reason, when the move would take a route, an app or router, a name defined
 conditionally or rebound, a value that uses `__name__`, or when a string such as
@@ -93,6 +104,7 @@ from codemods._module_analysis import ImportBinding, ModuleAnalysis, analyse_sou
 from codemods._placement import new_module_path
 from depfix.config import Settings
 from depfix.facts import FileFacts, extract_facts, parse_source
+from depfix.import_order import CycleVerdict, cycle_verdicts, failing_cycles
 from depfix.imports import (
     add_from_import,
     add_import,
@@ -129,9 +141,14 @@ class _Move:
     """Statement -> the module names whose `module.name` reads become plain `name` once moved."""
 
 
-def _some(items: list[str], separator: str, what: str, limit: int = 6) -> str:
-    """The first `limit` items joined, and how many more there are (cycles can span hundreds)."""
+def _some(
+    items: list[str], separator: str, what: str, limit: int = 6, last: Optional[str] = None
+) -> str:
+    """The first `limit` items joined, and how many more there are (cycles can span hundreds);
+    `last` joins the last two of a short list ("a, b or c")."""
     if len(items) <= limit:
+        if last is not None and len(items) > 1:
+            return separator.join(items[:-1]) + last + items[-1]
         return separator.join(items)
     return separator.join(items[:limit]) + f"{separator}and {len(items) - limit} more {what}"
 
@@ -153,11 +170,25 @@ class ExtractSharedDependencies(ProjectRule):
     FASTAPI_ONLY = True
 
     def plan(self) -> Iterable[ProjectFinding]:
-        eager = name_import_cycles(self.index, EAGER_ONLY)
-        for cycle in eager:
-            yield self._plan_cycle(cycle)
+        verdicts = cycle_verdicts(self.index)
+        for verdict in verdicts:
+            if verdict.fails:
+                yield self._plan_cycle(verdict)
+            elif verdict.takes_names:
+                cycle = list(verdict.members)
+                edges = cycle_edges(self.index, cycle, EAGER_ONLY)
+                path = edges[0].path if edges else self.index.modules[cycle[0]].path
+                yield ProjectFinding(
+                    self.CODE,
+                    path,
+                    _span(edges[0].line if edges else 1),
+                    f"import cycle {self._chain(cycle)} cannot fail: each of its modules imports "
+                    "cleanly when it is imported first (left alone)",
+                    info=True,
+                    verbose=True,
+                )
         for component in name_import_cycles(self.index, ALL_IMPORTS):
-            if any(set(component) <= set(cycle) for cycle in eager):
+            if any(set(component) <= set(verdict.members) for verdict in verdicts):
                 continue
             edges = cycle_edges(self.index, component, ALL_IMPORTS)
             yield ProjectFinding(
@@ -168,32 +199,36 @@ class ExtractSharedDependencies(ProjectRule):
                 f"TYPE_CHECKING imports, which cannot fail at import time: "
                 + _some([edge.describe() for edge in edges], "; ", "imports"),
                 info=True,
+                verbose=True,
             )
 
     @staticmethod
     def _chain(cycle: list[str]) -> str:
         return " <-> ".join(cycle) if len(cycle) == 2 else _some(cycle, ", ", "modules")
 
-    def _plan_cycle(self, cycle: list[str]) -> ProjectFinding:
+    def _plan_cycle(self, verdict: CycleVerdict) -> ProjectFinding:
+        # the modules on the cycles that fail, not every module a package's __init__ ties in
+        cycle = list(verdict.failing)
         edges = cycle_edges(self.index, cycle, EAGER_ONLY)
-        first = edges[0] if edges else None
-        path = first.path if first else self.index.modules[cycle[0]].path
-        line = first.line if first else 1
-        message = f"import cycle {self._chain(cycle)}: " + _some(
-            [edge.describe() for edge in edges], "; ", "imports"
-        )
+        failure = verdict.failures[0]
+        path, line = failure.path, failure.line
+        message = f"import cycle {self._chain(cycle)}: {failure.describe()}"
+        others = [other.entry for other in verdict.failures[1:]]
+        if others:
+            message += f"; so does importing {_some(others, ', ', 'modules', last=' or ')} first"
         try:
             seeds = self._seeds(cycle, edges)
             if not seeds:
-                # Not the mistake this rule is about, and many such cycles work because of the
-                # order their modules run in: a note, not a diagnostic that fails CI.
+                # Not the mistake this rule is about: code FastAPI never calls gets no output
+                # without --verbose.
                 return ProjectFinding(
                     self.CODE,
                     path,
                     _span(line),
-                    f"{message} (no dependency (Depends/Security target) defined in one member is "
-                    "imported by another: left alone)",
+                    f"{message} (left alone: no dependency, a Depends/Security target, is "
+                    "imported from one of its modules into another)",
                     info=True,
+                    verbose=True,
                 )
             planner = _Planner(self.index, self.settings, self.sources, cycle, seeds)
             files, target = planner.plan()
@@ -224,22 +259,28 @@ class ExtractSharedDependencies(ProjectRule):
             if isinstance(ref.fact.target, Name)
         }
         seeds: set[tuple[str, str]] = set()
+        members = set(cycle)
         for edge in edges:
-            facts = self.index.modules[edge.imported]
             for name in edge.names:
+                # where the name is defined: the module imported from, or, through a re-export
+                # (`from .auth import get_user` in a package's __init__), another member
+                site = _site(self.index, f"{edge.imported}.{name}")
+                if site is None or site[0] not in members:
+                    continue
+                facts = self.index.modules[site[0]]
                 defined = (
-                    name in facts.functions
-                    or name in facts.classes
+                    site[1] in facts.functions
+                    or site[1] in facts.classes
                     or (
-                        name in facts.bindings
-                        and _site(self.index, f"{facts.module}.{name}") == (facts.module, name)
+                        site[1] in facts.bindings
+                        and _site(self.index, f"{facts.module}.{site[1]}") == site
                     )
                 )
                 if not defined:
                     continue
-                resolved = self.index.resolve_qualified(f"{facts.module}.{name}")
-                if resolved in targets or (facts.module, name) in sites:
-                    seeds.add((facts.module, name))
+                resolved = self.index.resolve_qualified(f"{facts.module}.{site[1]}")
+                if resolved in targets or site in sites:
+                    seeds.add(site)
         return sorted(seeds)
 
 
@@ -334,7 +375,11 @@ class _Planner:
             facts = self.index.modules[module]
             if name in analysis.conditional:
                 raise Refusal(f"{name} is defined conditionally in {facts.path}")
-            if name in analysis.mutated or len(analysis.definitions.get(name, ())) != 1:
+            if not analysis.definitions.get(name):
+                raise Refusal(
+                    f"{name} in {facts.path} is not defined by a def, a class or a plain assignment"
+                )
+            if name in analysis.mutated or len(analysis.definitions[name]) != 1:
                 raise Refusal(f"{name} is rebound in {facts.path}")
             position = analysis.definitions[name][0]
             statement = analysis.statements[position]
@@ -418,7 +463,8 @@ class _Planner:
                 attributes = attributes_read(node, binding.name)
                 if attributes is None:
                     raise Refusal(
-                        f"the dependencies use module {bound.module} itself, which is in the cycle"
+                        f"the dependencies use the module {bound.module} itself, not only names "
+                        "from it, and it is in the cycle"
                     )
                 for attribute in sorted(attributes):
                     if attribute not in self.analysis(bound.module).definitions:
@@ -427,27 +473,46 @@ class _Planner:
                 self.move.unqualify.setdefault(key, set()).add(binding.name)
                 return
             if bound is not None and self._entangled(bound.module):
-                raise Refusal(
-                    f"the dependencies use module {bound.module} itself, which is in the cycle"
+                where = (
+                    "it is in the cycle"
+                    if bound.module in self.cycle
+                    else "it imports a module of the cycle"
                 )
+                raise Refusal(f"the dependencies use the module {bound.module} itself, and {where}")
         elif target is not None and target.module in self.cycle:
             source = self.analysis(target.module)
             if binding.original not in source.definitions:
-                raise Refusal(
-                    f"{binding.original} is re-exported by {target.path}, not defined there"
-                )
-            if binding.name != binding.original:
+                # a re-export (`from .models import User` in a package's __init__): the name is
+                # taken from where it is defined, moving along when that is in the cycle too
+                site = _site(self.index, f"{target.module}.{binding.original}")
+                if site is None or site[0] == target.module:
+                    raise Refusal(
+                        f"{binding.original} is re-exported by {target.path}, not defined there"
+                    )
+                if site[0] not in self.cycle:
+                    binding = ImportBinding(
+                        binding.name, site[0], site[1], binding.position, relative=False
+                    )
+                elif binding.name != site[1]:
+                    raise Refusal(
+                        f"{site[1]} is imported as {binding.name} in {self.index.modules[analysis.module].path}"
+                    )
+                else:
+                    queue.append(site)
+                    return
+            elif binding.name != binding.original:
                 raise Refusal(
                     f"{binding.original} is imported as {binding.name} in {self.index.modules[analysis.module].path}"
                 )
-            queue.append((target.module, binding.original))
-            return
+            else:
+                queue.append((target.module, binding.original))
+                return
         previous = self.move.imports.get(binding.name)
         if previous is not None and (previous.module, previous.original) != (
             binding.module,
             binding.original,
         ):
-            raise Refusal(f"two different imports are bound to {binding.name}")
+            raise Refusal(f"the moved code needs {binding.name} from two different imports")
         self.move.imports.setdefault(binding.name, binding)
         self.move.import_owner.setdefault(binding.name, analysis.module)
 
@@ -465,7 +530,8 @@ class _Planner:
             deep = [m for m in members if "." in m]
             if len(tops) != 1:
                 raise Refusal(
-                    "the cycle spans several top-level packages and no dependencies-module is set"
+                    "the cycle spans several top-level packages: set dependencies-module in "
+                    "[tool.depfix] to say where its dependencies go"
                 )
             module = f"{tops.pop()}.dependencies" if deep else "dependencies"
         existing = self.index.modules.get(module)
@@ -479,9 +545,13 @@ class _Planner:
         self._load_users()
         target_module, target_path = self.target()
         if target_module in self.cycle:
-            raise Refusal(f"{target_module} is itself in the cycle")
+            raise Refusal(
+                f"{target_module}, where the dependencies would go, is itself in the cycle"
+            )
         if self._entangled(target_module) and target_module in self.index.modules:
-            raise Refusal(f"{target_path} imports a module of the cycle")
+            raise Refusal(
+                f"{target_path}, where the dependencies would go, imports a module of the cycle"
+            )
         self._check_strings()
         files: dict[str, bytes] = {}
         moved_by_module: dict[str, set[str]] = {}
@@ -835,18 +905,22 @@ class _Planner:
         files_after = [new_facts.get(path, facts) for path, facts in self.index.files.items()]
         files_after += [facts for path, facts in new_facts.items() if path not in self.index.files]
         after_index = ProjectIndex(files_after, self.index.module_aliases)
-        for cycle in name_import_cycles(after_index, EAGER_ONLY):
-            if target_module in cycle:
-                raise Refusal(
-                    f"{target_path} would be in an import cycle with "
-                    + _some([m for m in cycle if m != target_module], ", ", "modules")
-                )
-            left = set(cycle) & self.cycle
-            if len(left) > 1:
-                edges = cycle_edges(after_index, cycle, EAGER_ONLY)
-                # lines of the edited files would not match the source the user reads
-                through = "; ".join(edge.describe(with_line=False) for edge in edges[:3])
-                raise Refusal(f"the cycle would remain through other imports: {through}")
+        # Only a cycle that can fail counts: one whose every member imports cleanly first is
+        # harmless, whether it was there before (through a package's __init__) or not.
+        for verdict in failing_cycles(after_index):
+            for failure in verdict.failures:
+                chain = list(failure.chain)
+                if target_module in chain:
+                    raise Refusal(
+                        f"{target_path} would be in an import cycle that can fail, with "
+                        + _some([m for m in chain if m != target_module], ", ", "modules")
+                    )
+                if len(set(chain) & self.cycle) > 1:
+                    # no line: lines of the edited files would not match the source the user reads
+                    raise Refusal(
+                        f"the cycle would remain: importing {failure.entry} first would still "
+                        f"fail at `{failure.statement}` in {failure.path}"
+                    )
 
 
 # ---- helpers for libcst edits ---------------------------------------------------------------------

@@ -316,7 +316,7 @@ def _finish(
         for error in result.errors:
             typer.echo(error_line(error), err=True)
         if not quiet:
-            for note in result.notes:
+            for note in (*result.notes, *(result.details if verbose else ())):
                 typer.echo(
                     f"{note.path}:{note.line}:{note.column}: note: {note.code} {note.message}",
                     err=True,

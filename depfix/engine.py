@@ -126,6 +126,8 @@ class RunResult:
     """Project files outside the given paths that could not be read: the index lacks their facts."""
     notes: list[Diagnostic] = field(default_factory=list)
     """Information from rules that is not a problem (it does not count and sets no exit code)."""
+    details: list[Diagnostic] = field(default_factory=list)
+    """Notes shown only with `--verbose`."""
     inputs: list[str] = field(default_factory=list)
     """Every file and directory whose presence or content decided this result (absolute paths)."""
     replay: Optional[ReplayScope] = None
@@ -1208,7 +1210,7 @@ def _replay_scope(
 ) -> ReplayScope:
     """The files an edit of which cannot change `result` while their facts stay the same."""
     involved = {*project.busy, *project.read, *project.overlay, *loader.source.failed}
-    involved.update(d.path for d in (*result.diagnostics, *result.notes))
+    involved.update(d.path for d in (*result.diagnostics, *result.notes, *result.details))
     involved.update(e.path for e in (*result.errors, *result.unindexed))
     files: dict[str, tuple[str, str, bool, Optional[str], list[str]]] = {}
     for path in loader.data:
@@ -1312,6 +1314,7 @@ def _interface(facts: FileFacts) -> tuple[object, ...]:
         sorted(facts.rebound),
         facts.star_imports,
         facts.all_names,
+        plain(facts.steps),
     )
 
 
@@ -1542,7 +1545,7 @@ def _plan_projects(
             )
             if finding.info:
                 if round_number == 0:
-                    result.notes.append(diagnostic)
+                    (result.details if finding.verbose else result.notes).append(diagnostic)
             elif round_number:
                 _report_later_fixes(result, [diagnostic], project.created)
             else:

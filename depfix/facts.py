@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Union, cast
 
+from depfix.import_order import Step, top_level_steps
 from depfix.io import decode_source
 from depfix.values import LAMBDA, LITERAL, UNKNOWN, Attr, Call, Lambda, Literal, Name, Value
 
@@ -216,6 +217,8 @@ class FileFacts:
     calls: dict[str, list[CallSite]] = field(default_factory=dict)
     all_names: Optional[tuple[str, ...]] = None
     type_aliases: dict[str, TypeAliasFact] = field(default_factory=dict)
+    steps: tuple[Step, ...] = ()
+    """What the top level does when the module runs, in order (`depfix.import_order`)."""
 
 
 def parse_source(path: str, data: bytes) -> tuple[str, ast.Module]:
@@ -1105,6 +1108,9 @@ def extract_facts(
     """Everything the index needs from one parsed module."""
     facts = FileFacts(path=path, module=module, is_package=is_package)
     _Extractor(facts, text).visit(tree)
+    facts.steps = top_level_steps(
+        tree, lambda level, target: resolve_relative(module, is_package, level, target)
+    )
     return facts
 
 

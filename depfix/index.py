@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Optional, Union
 
 from depfix.facts import CallSite, ClassFact, DependencyRefFact, FileFacts, FunctionFact
+from depfix.import_order import failing_cycles
 from depfix.values import Attr, Call, Name, Value
 
 APP_CLASSES = frozenset({"fastapi.FastAPI", "fastapi.applications.FastAPI"})
@@ -585,17 +586,17 @@ class ProjectIndex:
         return result
 
     def cycle_members(self) -> frozenset[str]:
-        """Every module that is part of an eager import cycle."""
+        """Every module that is part of an eager import cycle that can fail.
+
+        A cycle in which every member imports cleanly when imported first cannot fail whatever
+        imports it (`depfix.import_order`): importing one of its members from a new place is safe.
+        """
         cached = self.memo.get("cycle_members")
         if isinstance(cached, frozenset):
             return cached
         # The cycles through the files loaded (with their imports): exact for any module whose
         # import closure is asked about, without loading a lazy index whole.
-        graph = self.import_graph()
-        members = frozenset(
-            [m for c in strongly_connected(graph) if len(c) > 1 for m in c]
-            + [m for m in graph if m in graph[m]]
-        )
+        members = frozenset(m for cycle in failing_cycles(self) for m in cycle.members)
         self.memo["cycle_members"] = members
         return members
 

@@ -225,6 +225,8 @@ class ProjectFinding:
     reason: str = ""
     info: bool = False
     """A note rather than a problem: shown, but it neither counts as a diagnostic nor sets the exit code."""
+    verbose: bool = False
+    """For a note: shown only with `--verbose` (about code FastAPI never calls, or nothing to do)."""
     key: str = ""
     """What the finding is about, the same in every round (an alias group, a cycle): when a later
     round fixes it, that replaces what an earlier round reported of it at another position."""
