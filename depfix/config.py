@@ -114,6 +114,7 @@ def consulted_files(project_root: Path, config_file: Optional[Path] = None) -> l
         metadata_root / "requirements",
         *versions.requirement_files(metadata_root),
         *(metadata_root / name for name in versions.OTHER_DECLARATIONS),
+        *(metadata_root / name for name in versions.LOCK_FILES),
     ]
 
 
@@ -157,14 +158,18 @@ def _project_fastapi_version(
     """The lowest FastAPI version the project's dependencies allow, and where that was read.
 
     Every declaration counts (dependencies, extras, groups, requirements files, setup.cfg/setup.py,
-    Pipfile): the lowest bound among them wins. None when no declaration bounds it from below.
+    Pipfile): the lowest bound among them wins. When none bounds it from below, the version a lock
+    file pins (poetry.lock, uv.lock, pdm.lock, Pipfile.lock); else None. Never the installed FastAPI.
     """
     where = str(pyproject_path) if pyproject_path is not None else "pyproject.toml"
     declarations = [
         *versions.pyproject_declarations(pyproject, where),
         *versions.file_declarations(root),
     ]
-    return versions.lowest_declared(declarations)
+    version, origin = versions.lowest_declared(declarations)
+    if version is None:  # `fastapi = "*"`, or no declaration: the lock file pins what is installed
+        return versions.lowest_declared(versions.locked_declarations(root))
+    return version, origin
 
 
 def _check_exclude(value: Any, where: str) -> tuple[str, ...]:

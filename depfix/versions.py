@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import configparser
 import contextlib
+import json
 import re
 import sys
 from collections.abc import Iterable, Iterator
@@ -46,6 +47,8 @@ _REQUIREMENT_GLOBS = (
 )
 OTHER_DECLARATIONS = ("setup.cfg", "setup.py", "Pipfile")
 """Files next to pyproject.toml whose dependencies are read too."""
+LOCK_FILES = ("poetry.lock", "uv.lock", "pdm.lock", "Pipfile.lock")
+"""Lock files beside pyproject.toml: the version they pin is read when no declaration bounds it."""
 
 _LOWER_OPERATORS = frozenset({">=", ">", "==", "~=", "==="})
 """Operators that bound a version from below (`>X` admits versions just above X: X is taken)."""
@@ -299,6 +302,46 @@ def file_declarations(
         )
     if (root / "Pipfile").is_file():
         yield from _pipfile_declarations(root / "Pipfile", names)
+
+
+def _locked_versions(path: Path, names: frozenset[str]) -> list[str]:
+    """The versions of `names` a lock file pins (uv.lock may hold several, one per fork)."""
+    if path.name == "Pipfile.lock":
+        text = _read_text(path)
+        try:
+            document = json.loads(text) if text is not None else {}
+        except ValueError:
+            return []
+        pinned = [
+            _table(document, section, name).get("version")
+            for section in ("default", "develop")
+            for name in names
+        ]
+        return [version.lstrip("=") for version in pinned if isinstance(version, str)]
+    try:
+        with open(path, "rb") as handle:
+            packages = tomllib.load(handle).get("package")
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    return [
+        package["version"]
+        for package in _list(packages)
+        if isinstance(package, dict)
+        and isinstance(package.get("name"), str)
+        and canonicalize_name(package["name"]) in names
+        and isinstance(package.get("version"), str)
+    ]
+
+
+def locked_declarations(
+    root: Path, names: frozenset[str] = FASTAPI_DISTRIBUTIONS
+) -> Iterator[Declaration]:
+    """The versions the project's lock files pin (poetry.lock, uv.lock, pdm.lock, Pipfile.lock)."""
+    for name in LOCK_FILES:
+        path = root / name
+        if path.is_file():
+            for version in _locked_versions(path, names):
+                yield f"{path} (locked)", _release(version)
 
 
 def lowest_declared(declarations: Iterable[Declaration]) -> tuple[Optional[Release], str]:

@@ -160,6 +160,26 @@ def test_lowest_bound_among_declaration_files_wins(
     assert document["origins"]["fastapi-version"] == str(root / "requirements" / "docker.txt")
 
 
+@pytest.mark.parametrize(
+    ("declared", "expected"), [('"*"', "0.68.2"), ('"^0.100"', "0.100.0")], ids=["star", "bounded"]
+)
+def test_lock_file_only_when_no_declaration_bounds_fastapi(
+    declared: str,
+    expected: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lock = '[[package]]\nname = "fastapi"\nversion = "0.68.2"\n'
+    if expected != "0.68.2":
+        lock = lock.replace("0.68.2", "0.110.0")
+    root = write(
+        tmp_path,
+        {"pyproject.toml": POETRY_PROJECT + f"fastapi = {declared}\n", "poetry.lock": lock},
+    )
+    assert config_json(root, capsys, monkeypatch)["fastapi_version"] == expected
+
+
 def test_poetry_fixture_project_facts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

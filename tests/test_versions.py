@@ -11,6 +11,7 @@ from depfix.versions import (
     FASTAPI_DISTRIBUTIONS,
     Release,
     file_declarations,
+    locked_declarations,
     lowest_declared,
     lowest_in_poetry_constraint,
     lowest_in_poetry_value,
@@ -168,3 +169,22 @@ def test_declarations_without_a_bound_leave_the_version_unknown() -> None:
     assert lowest_declared(pyproject_declarations(document, "p")) == (None, "default")
     unbounded_and_bounded = [("a", None), ("b", (0, 100, 0))]
     assert lowest_declared(unbounded_and_bounded) == ((0, 100, 0), "b")
+
+
+def test_lock_files_pin_the_version(tmp_path: Path) -> None:
+    (tmp_path / "poetry.lock").write_text(
+        '[[package]]\nname = "fastapi"\nversion = "0.68.2"\n\n'
+        '[[package]]\nname = "starlette"\nversion = "0.14.2"\n'
+    )
+    (tmp_path / "uv.lock").write_text(
+        'version = 1\n[[package]]\nname = "fastapi"\nversion = "0.110.0"\n'
+        '[[package]]\nname = "FastAPI"\nversion = "0.99.1"\n'
+    )
+    (tmp_path / "Pipfile.lock").write_text(
+        '{"default": {"fastapi": {"version": "==0.70.1"}}, "develop": {}}'
+    )
+    found = sorted(bound for _, bound in locked_declarations(tmp_path) if bound is not None)
+    assert found == [(0, 68, 2), (0, 70, 1), (0, 99, 1), (0, 110, 0)]
+    assert (
+        lowest_declared(locked_declarations(tmp_path))[1] == f"{tmp_path / 'poetry.lock'} (locked)"
+    )
