@@ -206,16 +206,10 @@ def _settings_table(path: Path, document: dict[str, Any], explicit: bool) -> dic
     return table
 
 
-def load_settings(project_root: Path, config_file: Optional[Path] = None) -> Settings:
-    """Settings from `config_file`, else from the nearest pyproject.toml above `project_root`.
-
-    The project's own facts (the Python version from `requires-python`, the FastAPI version from its
-    dependencies) always come from the nearest pyproject.toml; `[tool.depfix]` values win over them.
-    """
-    if config_file is not None and not config_file.is_file():
-        raise ConfigError(f"--config: {config_file} does not exist")
-    pyproject_path = find_pyproject(project_root)
-    pyproject = _read_toml(pyproject_path) if pyproject_path is not None else {}
+def _project_facts(
+    project_root: Path, pyproject_path: Optional[Path], pyproject: dict[str, Any]
+) -> Settings:
+    """Default settings with the project's facts: its FastAPI version and its declared Python."""
     metadata_root = pyproject_path.parent if pyproject_path is not None else project_root
     fastapi, fastapi_origin = _project_fastapi_version(pyproject, metadata_root, pyproject_path)
     settings = Settings(fastapi_version=fastapi, origins={"fastapi-version": fastapi_origin})
@@ -226,6 +220,45 @@ def load_settings(project_root: Path, config_file: Optional[Path] = None) -> Set
     )
     if target is not None:
         settings = settings.with_overrides(origin=target_origin, target_version=target)
+    return settings
+
+
+_PYTHON_FACT_ORIGINS = ("requires-python in ", "python in ", "python_requires in ")
+"""How the origin of a target version read from a project's declared Python begins."""
+
+
+def with_project_facts(settings: Settings, directory: Path) -> Settings:
+    """`settings` with the facts of the project holding `directory` (its nearest pyproject.toml).
+
+    For a sub-project checked from a parent directory (`part-1/` with its own pyproject.toml): its
+    FastAPI version, and its declared Python unless `[tool.depfix]` or a flag set `target-version`,
+    are what a run started in `part-1/` would use. Other settings stay the run's.
+    """
+    pyproject_path = find_pyproject(directory)
+    pyproject = _read_toml(pyproject_path) if pyproject_path is not None else {}
+    facts = _project_facts(directory, pyproject_path, pyproject)
+    changes: dict[str, Any] = {"fastapi_version": facts.fastapi_version}
+    keys = ["fastapi-version"]
+    target_origin = settings.origin("target-version")
+    if target_origin == "default" or target_origin.startswith(_PYTHON_FACT_ORIGINS):
+        changes["target_version"] = facts.target_version
+        keys.append("target-version")
+    origins = {key: value for key, value in settings.origins.items() if key not in keys}
+    origins.update({key: facts.origins[key] for key in keys if key in facts.origins})
+    return replace(settings, origins=origins, **changes)
+
+
+def load_settings(project_root: Path, config_file: Optional[Path] = None) -> Settings:
+    """Settings from `config_file`, else from the nearest pyproject.toml above `project_root`.
+
+    The project's own facts (the Python version from `requires-python`, the FastAPI version from its
+    dependencies) always come from the nearest pyproject.toml; `[tool.depfix]` values win over them.
+    """
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"--config: {config_file} does not exist")
+    pyproject_path = find_pyproject(project_root)
+    pyproject = _read_toml(pyproject_path) if pyproject_path is not None else {}
+    settings = _project_facts(project_root, pyproject_path, pyproject)
     path = config_file if config_file is not None else pyproject_path
     if path is None:
         return settings

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from depfix.cli import main
-from depfix.config import KEYS
+from depfix.config import KEYS, load_settings, with_project_facts
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -378,3 +378,48 @@ def test_dependencies_module_key_places_the_shared_alias(
     assert "SessionDep = Annotated[" in (root / "app" / "shared.py").read_text()
     assert not (root / "app" / "dependencies.py").exists()
     assert "from app.shared import SessionDep" in (root / "app/routers/items.py").read_text()
+
+
+def test_sub_project_facts_are_those_of_a_run_started_there(tmp_path: Path) -> None:
+    """Finding 4: `part-1/` with its own pyproject.toml, checked from the repository root."""
+    root = write(
+        tmp_path,
+        {
+            "pyproject.toml": PROJECT,
+            "part-1/pyproject.toml": POETRY_PROJECT + 'python = "^3.8"\nfastapi = "~0.68.0"\n',
+            "part-2/pyproject.toml": '[project]\nname = "two"\n',
+        },
+    )
+    settings = load_settings(root)
+    part = with_project_facts(settings, root / "part-1" / "app")
+    alone = load_settings(root / "part-1")
+    assert (part.fastapi_version, part.target_version) == ((0, 68, 0), (3, 8))
+    assert (part.fastapi_version, part.target_version) == (
+        alone.fastapi_version,
+        alone.target_version,
+    )
+    assert part.origins == alone.origins
+    bare = with_project_facts(settings, root / "part-2")  # declares neither
+    assert (bare.fastapi_version, bare.origin("fastapi-version")) == (None, "default")
+    assert (bare.target_version, bare.origin("target-version")) == ((3, 9), "default")
+    same = with_project_facts(settings, root)
+    assert (same.fastapi_version, same.target_version, same.origins) == (
+        settings.fastapi_version,
+        settings.target_version,
+        settings.origins,
+    )
+
+
+def test_sub_project_facts_keep_a_configured_target_version(tmp_path: Path) -> None:
+    root = write(
+        tmp_path,
+        {
+            "pyproject.toml": PROJECT + '[tool.depfix]\ntarget-version = "py312"\n',
+            "part-1/pyproject.toml": POETRY_PROJECT + 'python = "^3.8"\nfastapi = "~0.68.0"\n',
+        },
+    )
+    configured = with_project_facts(load_settings(root), root / "part-1")
+    assert (configured.fastapi_version, configured.target_version) == ((0, 68, 0), (3, 12))
+    flagged = load_settings(root).with_overrides(origin="--target-version", target_version=(3, 11))
+    part = with_project_facts(flagged, root / "part-1")
+    assert (part.target_version, part.origin("target-version")) == ((3, 11), "--target-version")
