@@ -6,7 +6,6 @@ configuration its author did not mean.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import sys
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pathspec
+
+from depfix import versions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,11 +26,6 @@ MIN_TARGET = (3, 8)
 MAX_TARGET = (3, 14)
 DEFAULT_TARGET = (3, 9)
 _TARGET_PATTERN = re.compile(r"^py3(\d{1,2})$")
-_REQUIRES_PYTHON = re.compile(r"(>=|==|~=|>)\s*3\.(\d+)")
-_FASTAPI_REQUIREMENT = re.compile(
-    r"^\s*fastapi(?:\[[^\]]*\])?\s*(?P<spec>[^;#]*)", re.IGNORECASE | re.MULTILINE
-)
-_VERSION_BOUND = re.compile(r"(>=|==|~=|===)\s*(\d+)\.(\d+)(?:\.(\d+))?")
 
 
 class ConfigError(Exception):
@@ -99,12 +95,12 @@ def parse_codes(value: Any, where: str) -> tuple[str, ...]:
     return codes
 
 
-REQUIREMENTS_FILES = ("requirements.txt", "requirements/base.txt", "requirements/prod.txt")
-"""Where the FastAPI version is looked for when pyproject.toml does not give it."""
-
-
 def consulted_files(project_root: Path, config_file: Optional[Path] = None) -> list[Path]:
-    """Every file whose presence or content `load_settings` depends on (present or not)."""
+    """Every file whose presence or content `load_settings` depends on (present or not).
+
+    The directories holding requirements files are listed too: a new `requirements-dev.txt` changes
+    their status.
+    """
     directory = project_root if project_root.is_dir() else project_root.parent
     found = find_pyproject(project_root)
     searched = [directory, *directory.parents]
@@ -114,7 +110,11 @@ def consulted_files(project_root: Path, config_file: Optional[Path] = None) -> l
     return [
         *([] if config_file is None else [config_file]),
         *(candidate / "pyproject.toml" for candidate in searched),
-        *(metadata_root / name for name in REQUIREMENTS_FILES),
+        metadata_root,
+        metadata_root / "requirements",
+        *versions.requirement_files(metadata_root),
+        *(metadata_root / name for name in versions.OTHER_DECLARATIONS),
+        *(metadata_root / name for name in versions.LOCK_FILES),
     ]
 
 
@@ -142,51 +142,34 @@ def _expect(value: Any, kind: type, key: str, where: str) -> Any:
     return value
 
 
-def _target_from_requires_python(text: str) -> Optional[tuple[int, int]]:
-    versions = [int(minor) for _, minor in _REQUIRES_PYTHON.findall(text)]
-    if not versions:
-        return None
-    version = (3, min(versions))
-    return max(MIN_TARGET, min(version, MAX_TARGET))
-
-
-def fastapi_version_from_requirements(lines: list[str]) -> Optional[tuple[int, int, int]]:
-    """The lowest FastAPI version a project's requirements allow, when they say so."""
-    for line in lines:
-        match = _FASTAPI_REQUIREMENT.match(line)
-        if not match:
-            continue
-        bound = _VERSION_BOUND.search(match.group("spec"))
-        if bound:
-            return int(bound.group(2)), int(bound.group(3)), int(bound.group(4) or 0)
-    return None
+def _target_from_python(
+    document: dict[str, Any], where: str, root: Path
+) -> tuple[Optional[tuple[int, int]], str]:
+    """The lowest Python the project declares (`requires-python`, Poetry's `python`), as a target."""
+    version, origin = versions.lowest_declared(versions.python_declarations(document, where, root))
+    if version is None:
+        return None, origin
+    return max(MIN_TARGET, min((version[0], version[1]), MAX_TARGET)), origin
 
 
 def _project_fastapi_version(
     pyproject: dict[str, Any], root: Path, pyproject_path: Optional[Path] = None
 ) -> tuple[Optional[tuple[int, int, int]], str]:
-    """The lowest FastAPI version the project's dependencies allow, and where that was read."""
+    """The lowest FastAPI version the project's dependencies allow, and where that was read.
+
+    Every declaration counts (dependencies, extras, groups, requirements files, setup.cfg/setup.py,
+    Pipfile): the lowest bound among them wins. When none bounds it from below, the version a lock
+    file pins (poetry.lock, uv.lock, pdm.lock, Pipfile.lock); else None. Never the installed FastAPI.
+    """
     where = str(pyproject_path) if pyproject_path is not None else "pyproject.toml"
-    project = pyproject.get("project", {})
-    dependencies = project.get("dependencies", []) if isinstance(project, dict) else []
-    sources: list[tuple[str, list[str]]] = [
-        (f"{where} [project] dependencies", [r for r in dependencies if isinstance(r, str)])
+    declarations = [
+        *versions.pyproject_declarations(pyproject, where),
+        *versions.file_declarations(root),
     ]
-    poetry = pyproject.get("tool", {}).get("poetry", {}).get("dependencies", {})
-    if isinstance(poetry, dict) and isinstance(poetry.get("fastapi"), str):
-        requirement = "fastapi" + poetry["fastapi"].replace("^", ">=")
-        sources.append((f"{where} [tool.poetry.dependencies]", [requirement]))
-    for name in REQUIREMENTS_FILES:
-        path = root / name
-        if path.is_file():
-            with contextlib.suppress(OSError):
-                lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-                sources.append((str(path), lines))
-    for origin, requirements in sources:
-        version = fastapi_version_from_requirements(requirements)
-        if version is not None:
-            return version, origin
-    return None, "default"
+    version, origin = versions.lowest_declared(declarations)
+    if version is None:  # `fastapi = "*"`, or no declaration: the lock file pins what is installed
+        return versions.lowest_declared(versions.locked_declarations(root))
+    return version, origin
 
 
 def _check_exclude(value: Any, where: str) -> tuple[str, ...]:
@@ -223,6 +206,48 @@ def _settings_table(path: Path, document: dict[str, Any], explicit: bool) -> dic
     return table
 
 
+def _project_facts(
+    project_root: Path, pyproject_path: Optional[Path], pyproject: dict[str, Any]
+) -> Settings:
+    """Default settings with the project's facts: its FastAPI version and its declared Python."""
+    metadata_root = pyproject_path.parent if pyproject_path is not None else project_root
+    fastapi, fastapi_origin = _project_fastapi_version(pyproject, metadata_root, pyproject_path)
+    settings = Settings(fastapi_version=fastapi, origins={"fastapi-version": fastapi_origin})
+    target, target_origin = _target_from_python(
+        pyproject,
+        str(pyproject_path) if pyproject_path is not None else "pyproject.toml",
+        metadata_root,
+    )
+    if target is not None:
+        settings = settings.with_overrides(origin=target_origin, target_version=target)
+    return settings
+
+
+_PYTHON_FACT_ORIGINS = ("requires-python in ", "python in ", "python_requires in ")
+"""How the origin of a target version read from a project's declared Python begins."""
+
+
+def with_project_facts(settings: Settings, directory: Path) -> Settings:
+    """`settings` with the facts of the project holding `directory` (its nearest pyproject.toml).
+
+    For a sub-project checked from a parent directory (`part-1/` with its own pyproject.toml): its
+    FastAPI version, and its declared Python unless `[tool.depfix]` or a flag set `target-version`,
+    are what a run started in `part-1/` would use. Other settings stay the run's.
+    """
+    pyproject_path = find_pyproject(directory)
+    pyproject = _read_toml(pyproject_path) if pyproject_path is not None else {}
+    facts = _project_facts(directory, pyproject_path, pyproject)
+    changes: dict[str, Any] = {"fastapi_version": facts.fastapi_version}
+    keys = ["fastapi-version"]
+    target_origin = settings.origin("target-version")
+    if target_origin == "default" or target_origin.startswith(_PYTHON_FACT_ORIGINS):
+        changes["target_version"] = facts.target_version
+        keys.append("target-version")
+    origins = {key: value for key, value in settings.origins.items() if key not in keys}
+    origins.update({key: facts.origins[key] for key in keys if key in facts.origins})
+    return replace(settings, origins=origins, **changes)
+
+
 def load_settings(project_root: Path, config_file: Optional[Path] = None) -> Settings:
     """Settings from `config_file`, else from the nearest pyproject.toml above `project_root`.
 
@@ -233,17 +258,7 @@ def load_settings(project_root: Path, config_file: Optional[Path] = None) -> Set
         raise ConfigError(f"--config: {config_file} does not exist")
     pyproject_path = find_pyproject(project_root)
     pyproject = _read_toml(pyproject_path) if pyproject_path is not None else {}
-    metadata_root = pyproject_path.parent if pyproject_path is not None else project_root
-    fastapi, fastapi_origin = _project_fastapi_version(pyproject, metadata_root, pyproject_path)
-    settings = Settings(fastapi_version=fastapi, origins={"fastapi-version": fastapi_origin})
-    project = pyproject.get("project", {})
-    requires = project.get("requires-python") if isinstance(project, dict) else None
-    if isinstance(requires, str):
-        target = _target_from_requires_python(requires)
-        if target:
-            settings = settings.with_overrides(
-                origin=f"requires-python in {pyproject_path}", target_version=target
-            )
+    settings = _project_facts(project_root, pyproject_path, pyproject)
     path = config_file if config_file is not None else pyproject_path
     if path is None:
         return settings

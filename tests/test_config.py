@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from depfix.cli import main
-from depfix.config import KEYS
+from depfix.config import KEYS, load_settings, with_project_facts
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -104,6 +104,121 @@ def test_fastapi_version_from_requirements_txt(
     assert document["fastapi_version"] == "0.99.1"
     assert document["origins"]["fastapi-version"] == str(root / "requirements.txt")
     assert document["settings"]["target-version"] == "py39"  # nothing says otherwise
+
+
+POETRY_PROJECT = '[tool.poetry]\nname = "app"\nversion = "0.1.0"\n\n[tool.poetry.dependencies]\n'
+DECLARED_FASTAPI = {
+    "poetry-tilde": (POETRY_PROJECT + 'fastapi = "~0.68.0"\n', "0.68.0"),
+    "poetry-bare-exact": (POETRY_PROJECT + 'fastapi = "0.68.2"\n', "0.68.2"),
+    "poetry-table": (
+        POETRY_PROJECT + 'fastapi = {version = "~0.68.0", extras = ["all"]}\n',
+        "0.68.0",
+    ),
+    "poetry-alternatives": (POETRY_PROJECT + 'fastapi = "^0.100 || ~0.68.0"\n', "0.68.0"),
+    "poetry-star": (POETRY_PROJECT + 'fastapi = "*"\n', None),
+    "pep621-compatible": (
+        '[project]\nname = "x"\ndependencies = ["fastapi[all]~=0.68.0"]\n',
+        "0.68.0",
+    ),
+    "pep621-extra": (
+        '[project]\nname = "x"\n[project.optional-dependencies]\nweb = ["fastapi==0.68.2"]\n',
+        "0.68.2",
+    ),
+    "dependency-group": ('[dependency-groups]\ndev = ["fastapi>=0.68,<0.69"]\n', "0.68.0"),
+    "only-upper-bound": ('[project]\nname = "x"\ndependencies = ["fastapi<0.100"]\n', None),
+}
+
+
+@pytest.mark.parametrize(
+    ("pyproject", "expected"), DECLARED_FASTAPI.values(), ids=list(DECLARED_FASTAPI)
+)
+def test_fastapi_version_in_every_declared_form(
+    pyproject: str,
+    expected: str | None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lowest version the declaration admits; none (or `*`) is unknown, whatever is installed."""
+    root = write(tmp_path, {"pyproject.toml": pyproject})
+    document = config_json(root, capsys, monkeypatch)
+    assert document["fastapi_version"] == expected
+
+
+def test_lowest_bound_among_declaration_files_wins(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write(
+        tmp_path,
+        {
+            "pyproject.toml": '[project]\nname = "x"\ndependencies = ["fastapi>=0.100"]\n',
+            "requirements/docker.txt": "fastapi==0.68.2\n",
+        },
+    )
+    document = config_json(root, capsys, monkeypatch)
+    assert document["fastapi_version"] == "0.68.2"
+    assert document["origins"]["fastapi-version"] == str(root / "requirements" / "docker.txt")
+
+
+@pytest.mark.parametrize(
+    ("declared", "expected"), [('"*"', "0.68.2"), ('"^0.100"', "0.100.0")], ids=["star", "bounded"]
+)
+def test_lock_file_only_when_no_declaration_bounds_fastapi(
+    declared: str,
+    expected: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lock = '[[package]]\nname = "fastapi"\nversion = "0.68.2"\n'
+    if expected != "0.68.2":
+        lock = lock.replace("0.68.2", "0.110.0")
+    root = write(
+        tmp_path,
+        {"pyproject.toml": POETRY_PROJECT + f"fastapi = {declared}\n", "poetry.lock": lock},
+    )
+    assert config_json(root, capsys, monkeypatch)["fastapi_version"] == expected
+
+
+def test_poetry_fixture_project_facts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DF006 fixture of a Poetry project on FastAPI ~0.68.0 and Python ^3.8 (finding 3)."""
+    root = tmp_path / "project"
+    shutil.copytree(FIXTURES / "DF006" / "fastapi_poetry_tilde" / "before", root)
+    code, out, err = depfix(root, capsys, monkeypatch, "config")
+    assert code == 0, err
+    pyproject = root / "pyproject.toml"
+    assert f'target-version = "py38"  # python in {pyproject} [tool.poetry.dependencies]' in out
+    assert f"# FastAPI version: 0.68.0  # {pyproject} [tool.poetry.dependencies]" in out
+
+
+@pytest.mark.parametrize(
+    ("pyproject", "expected"),
+    [
+        (POETRY_PROJECT + 'python = "^3.8"\n', "py38"),
+        (POETRY_PROJECT + 'python = ">=3.11,<4.0"\n', "py311"),
+        (POETRY_PROJECT + 'python = "~3.10"\n', "py310"),
+        (
+            '[project]\nname = "x"\nrequires-python = "~=3.12"\n'
+            + POETRY_PROJECT
+            + 'python = "^3.10"\n',
+            "py310",
+        ),
+        ('[project]\nname = "x"\nrequires-python = ">=2.7"\n', "py38"),
+        ('[project]\nname = "x"\nrequires-python = "<3.13"\n', "py39"),  # no lower bound: default
+    ],
+    ids=["poetry-caret", "poetry-range", "poetry-tilde", "both-lowest", "python-2", "upper-only"],
+)
+def test_target_version_from_the_declared_python(
+    pyproject: str,
+    expected: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = write(tmp_path, {"pyproject.toml": pyproject})
+    assert config_json(root, capsys, monkeypatch)["settings"]["target-version"] == expected
 
 
 def test_every_key_from_pyproject_then_flags_win(
@@ -263,3 +378,48 @@ def test_dependencies_module_key_places_the_shared_alias(
     assert "SessionDep = Annotated[" in (root / "app" / "shared.py").read_text()
     assert not (root / "app" / "dependencies.py").exists()
     assert "from app.shared import SessionDep" in (root / "app/routers/items.py").read_text()
+
+
+def test_sub_project_facts_are_those_of_a_run_started_there(tmp_path: Path) -> None:
+    """Finding 4: `part-1/` with its own pyproject.toml, checked from the repository root."""
+    root = write(
+        tmp_path,
+        {
+            "pyproject.toml": PROJECT,
+            "part-1/pyproject.toml": POETRY_PROJECT + 'python = "^3.8"\nfastapi = "~0.68.0"\n',
+            "part-2/pyproject.toml": '[project]\nname = "two"\n',
+        },
+    )
+    settings = load_settings(root)
+    part = with_project_facts(settings, root / "part-1" / "app")
+    alone = load_settings(root / "part-1")
+    assert (part.fastapi_version, part.target_version) == ((0, 68, 0), (3, 8))
+    assert (part.fastapi_version, part.target_version) == (
+        alone.fastapi_version,
+        alone.target_version,
+    )
+    assert part.origins == alone.origins
+    bare = with_project_facts(settings, root / "part-2")  # declares neither
+    assert (bare.fastapi_version, bare.origin("fastapi-version")) == (None, "default")
+    assert (bare.target_version, bare.origin("target-version")) == ((3, 9), "default")
+    same = with_project_facts(settings, root)
+    assert (same.fastapi_version, same.target_version, same.origins) == (
+        settings.fastapi_version,
+        settings.target_version,
+        settings.origins,
+    )
+
+
+def test_sub_project_facts_keep_a_configured_target_version(tmp_path: Path) -> None:
+    root = write(
+        tmp_path,
+        {
+            "pyproject.toml": PROJECT + '[tool.depfix]\ntarget-version = "py312"\n',
+            "part-1/pyproject.toml": POETRY_PROJECT + 'python = "^3.8"\nfastapi = "~0.68.0"\n',
+        },
+    )
+    configured = with_project_facts(load_settings(root), root / "part-1")
+    assert (configured.fastapi_version, configured.target_version) == ((0, 68, 0), (3, 12))
+    flagged = load_settings(root).with_overrides(origin="--target-version", target_version=(3, 11))
+    part = with_project_facts(flagged, root / "part-1")
+    assert (part.target_version, part.origin("target-version")) == ((3, 11), "--target-version")
