@@ -1109,7 +1109,9 @@ def extract_facts(
     facts = FileFacts(path=path, module=module, is_package=is_package)
     _Extractor(facts, text).visit(tree)
     facts.steps = top_level_steps(
-        tree, lambda level, target: resolve_relative(module, is_package, level, target)
+        tree,
+        lambda level, target: resolve_relative(module, is_package, level, target),
+        getattr(text, "type_alias_lines", frozenset()),
     )
     return facts
 

@@ -66,10 +66,13 @@ class Step:
 def top_level_steps(
     tree: ast.Module,
     resolve: Callable[[int, Optional[str]], str],
+    type_alias_lines: frozenset[int] = frozenset(),
 ) -> tuple[Step, ...]:
     """The steps a module's top level takes, in order; `resolve(level, module)` makes a
-    from-import's module absolute."""
+    from-import's module absolute. `type_alias_lines`: where `depfix.lowering` wrote a
+    `type X = V` statement as `(X)= -V` (read as the statement: V is evaluated lazily)."""
     walker = _Walker(resolve)
+    walker.type_alias_lines = type_alias_lines
     walker.future_annotations = any(
         isinstance(node, ast.ImportFrom)
         and node.module == "__future__"
@@ -87,6 +90,7 @@ class _Walker:
         self.caught: tuple[str, ...] = ()
         self.in_class = 0
         self.future_annotations = False
+        self.type_alias_lines: frozenset[int] = frozenset()
         self.imported: set[str] = set()
         """Module-level names bound by an import so far: the ones whose attributes are read."""
 
@@ -160,6 +164,13 @@ class _Walker:
             self.expressions(node.lineno, [item.context_expr for item in node.items])
             self.targets(node.lineno, [item.optional_vars for item in node.items])
             self.block(node.body)
+        elif (
+            isinstance(node, ast.Assign)
+            and node.lineno in self.type_alias_lines
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        ):  # a lowered `type X = V`, as below
+            self.bind(node.lineno, [node.targets[0].id])
         elif isinstance(node, ast.Assign):
             self.expressions(node.lineno, [node.value])
             self.targets(node.lineno, node.targets)

@@ -22,7 +22,9 @@ facts, exactly as the newer Python's own `ast` tree does (`tests/test_lowering.p
   quotes, conversions and format specifications become blanks.
 - On Python 3.9 and 3.10: `match s:` becomes `if  [s]:` and each `case P if g:` `if -P' or g:`, P'
   the pattern as an expression of the same extent (`as` -> `or`, `C(a, k=b)` -> `C[a, k:b]`: not a
-  call); `except*` becomes `except `; `*args: *Ts` and `x[*a]` become `-Ts` and `x[-a]`.
+  call); `except*` becomes `except `; `*args: *Ts` and `x[*a]` become `-Ts` and `x[-a]`. The names
+  a pattern captures are then not seen as bound by DF008's import-order simulation
+  (`depfix.import_order`): at a module's top level that matters only to a cycle importing one.
 
 What libcst 1.9 itself refuses (t-strings concatenated together, the `tr"..."` prefix) and what is
 not lowered (`x[y := 1]` on Python 3.9) keep the interpreter's syntax error.
