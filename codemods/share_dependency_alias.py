@@ -244,7 +244,7 @@ def plan(index: ProjectIndex, settings: Settings) -> Plan:
         )
         provider = sites[0].target
         if not isinstance(provider, (Function, Class)) or "." in provider.fact.qualname:
-            result.refused.append((key, "its provider is not a module-level function or class"))
+            result.refused.append((key, _provider_refusal(key, provider)))
             continue
         modules = {ref.module for ref in sites}
         if modules == {provider.fact.module}:
@@ -299,6 +299,29 @@ def plan(index: ProjectIndex, settings: Settings) -> Plan:
         result.new.append(NewAlias(key, name, host[0], host[1], sites, provider, type_resolved))
     index.memo["DF007"] = result
     return result
+
+
+def _provider_refusal(key: Key, provider: Resolved) -> str:
+    """Why no alias is made for a provider that is not a module-level function or class."""
+    name = key.provider.rsplit(".", 1)[-1]
+    if isinstance(provider, Instance):
+        made_from = qualified_name(provider.of)
+        what = f"an instance of `{made_from.rsplit('.', 1)[-1]}`" if made_from else "an object"
+        return (
+            f"`{name}` is {what}, not a function or class: depfix makes shared aliases only of "
+            "module-level functions and classes"
+        )
+    if isinstance(provider, (Function, Class)):
+        outer = provider.fact.qualname.rsplit(".", 1)[0]
+        if isinstance(provider, Function) and provider.fact.class_qualname == outer:
+            return (
+                f"`{name}` is a method of `{outer}`: depfix makes shared aliases only of "
+                "module-level functions and classes"
+            )
+        return f"`{name}` is defined inside `{outer}`: an alias at module level cannot name it"
+    if isinstance(provider, External):
+        return f"`{name}` comes from outside the project"
+    return f"depfix cannot tell what `{name}` is"
 
 
 class _Host:
