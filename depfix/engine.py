@@ -982,9 +982,7 @@ def _run(
             if round_number:
                 # A later round runs the rules again only where their answer may differ: the files
                 # the last round rewrote, and every file whose index facts moved with them.
-                checked = [
-                    p for p in busy if p not in keys or latest.get(p, ("",))[0] != keys[p]
-                ]
+                checked = [p for p in busy if p not in keys or latest.get(p, ("",))[0] != keys[p]]
                 busy = checked
             cached = {p: cache.get("outcomes", keys[p]) for p in keys} if cache else {}
             misses = [p for p in busy if not isinstance(cached.get(p), FileOutcome)]
