@@ -308,7 +308,8 @@ def plan(index: ProjectIndex, settings: Settings) -> Plan:
             None,
         )
         if name is None:
-            result.refused.append((key, "no free alias name"))
+            tried = ", ".join(f"`{candidate}`" for candidate in _names(key))
+            result.refused.append((key, f"every name it could take ({tried}) is already used"))
             continue
         taken_by_group[name] = key
         assert type_resolved is not None
