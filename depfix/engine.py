@@ -954,15 +954,21 @@ def _run(
     # file whose key has not moved since would be told the same (see `_outcome_keys`).
     latest: dict[str, tuple[str, FileOutcome]] = {}
     pending: list[Diagnostic] = []  # what the last planning found and did not apply
+    planned: Optional[ProjectIndex] = None  # the index the last planning saw
     fixing_rounds = MAX_ROUNDS if planners else 1
-    # apply reports what is left as a check of its result would (`_left`): when the last fixing
-    # round still changed something, one more round re-runs every rule on what that changed, fixing
+    # apply reports what is left as a check of its result would (`_left`): once the fixing rounds
+    # are over, when they changed anything, a last round re-runs the rules wherever a file's outcome
+    # key moved since they last ran on it (and the planning, when the index moved since), fixing
     # nothing.
-    rounds = fixing_rounds + 1 if options.apply_fixes else fixing_rounds
-    for round_number in range(rounds):
-        verifying = round_number == fixing_rounds
+    verifying = False
+    for round_number in range(fixing_rounds + 1):
+        if round_number == fixing_rounds:
+            verifying = True
+        if verifying and not (options.apply_fixes and project.overlay):
+            break
         touched: set[str] = set()
-        if planners:
+        if planners and not (verifying and project.index is planned):
+            planned = project.index
             touched, pending = _plan_projects(
                 planners, project, options, result, round_number, take=not verifying
             )
@@ -974,16 +980,18 @@ def _run(
         _STATE = _State(project.index, options, project.overlay, project.by_path)
         try:
             checked = [path for path in target_paths if path in project.by_path]
+            if round_number and not touched and not verifying:
+                # Nothing new was planned: only the files the last round rewrote can hold more.
+                checked = [path for path in checked if path in changed]
             # only files some rule can act on are processed (and keyed, and sent to the workers)
             busy = [p for p in checked if _needs_rules(p, project, data, options)]
             keys = _outcome_keys(busy, project.index, loader, options, project.overlay)
             for path in set(checked).difference(busy):
                 latest[path] = ("", FileOutcome(path))
-            if round_number:
-                # A later round runs the rules again only where their answer may differ: the files
-                # the last round rewrote, and every file whose index facts moved with them.
-                checked = [p for p in busy if p not in keys or latest.get(p, ("",))[0] != keys[p]]
-                busy = checked
+            if verifying:
+                # The rules run again only where their answer may differ from the last time they
+                # ran: the files the last round rewrote, and every file whose index facts moved.
+                checked = busy = [p for p in busy if latest.get(p, ("",))[0] != keys.get(p)]
             cached = {p: cache.get("outcomes", keys[p]) for p in keys} if cache else {}
             misses = [p for p in busy if not isinstance(cached.get(p), FileOutcome)]
             computed = {p: FileOutcome(p) for p in set(checked).difference(busy)}
@@ -1026,7 +1034,8 @@ def _run(
         if later:
             _report_later_fixes(result, later, project.created)
         if not (touched or changed):
-            break
+            verifying = True  # the fixes are done: what is left comes next
+            continue
         project.refresh(changed, result)
     if options.apply_fixes and project.overlay:
         result.diagnostics[:] = [
