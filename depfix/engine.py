@@ -985,7 +985,9 @@ def _run(
                 checked = [path for path in checked if path in changed]
             # only files some rule can act on are processed (and keyed, and sent to the workers)
             busy = [p for p in checked if _needs_rules(p, project, data, options)]
-            keys = _outcome_keys(busy, project.index, loader, options, project.overlay)
+            keys: dict[str, str] = {}
+            if cache is not None or options.apply_fixes:  # `_left` compares them
+                keys = _outcome_keys(busy, project.index, loader, options, project.overlay)
             for path in set(checked).difference(busy):
                 latest[path] = ("", FileOutcome(path))
             if verifying:
