@@ -7,27 +7,27 @@ tutorial does with `SessionDep`. An alias that already exists in the project is 
 Before:
 
     # app/routers/items.py
+    from app.db import get_db
+
     @router.get("/items")
     def list_items(db: Annotated[Session, Depends(get_db)]): ...
 
     # app/routers/users.py
+    from app.db import get_db
+
     @router.get("/users")
     def list_users(db: Annotated[Session, Depends(get_db)]): ...
 
 After:
 
-    # app/dependencies.py (created)
-    from typing import Annotated
+    # app/db.py
+    def get_db() -> Iterator[Session]: ...
 
-    from fastapi import Depends
-    from sqlalchemy.orm import Session
-
-    from app.db import get_db
 
     SessionDep = Annotated[Session, Depends(get_db)]
 
     # app/routers/items.py
-    from app.dependencies import SessionDep
+    from app.db import SessionDep
 
     @router.get("/items")
     def list_items(db: SessionDep): ...
@@ -39,10 +39,14 @@ each `Depends` object carries its own settings. Names: `<Type>Dep` when the type
 (`get_current_username` -> `CurrentUsernameDep`); the provider form also settles two groups that want
 the same name. A name bound in the host or in any module that will import the alias is never used.
 
-Placement: next to the provider when every use is in the provider's module; otherwise in the
-`dependencies-module` setting (default: `dependencies.py` in the package that holds the uses), created
-if missing. An alias is not introduced where the new imports would close an import cycle, nor where its
-arguments name values of the module that uses it; the diagnostic then says why.
+Placement, where a person would put it: right after the provider's definition when that adds no import
+between project modules (every module that uses the alias already imports the provider's module at its
+top level, and that module has the type at hand), as FastAPI's docs do; the alias is then bound as soon
+as the provider is, so import cycles through that module fail or succeed as before. Otherwise in the
+`dependencies-module` setting (default: `dependencies.py` in the package that holds the uses, created
+if missing); a configured `dependencies-module` is used whenever the uses span modules. An alias is not introduced where the
+new imports would close an import cycle or enter one, nor where its arguments name values of the module
+that uses it; the diagnostic then says why.
 
 Parameters already in `Annotated` form are aliased; `x: T = Depends(f)` parameters are first rewritten
 by DF006 and aliased in the same run. Fix safety: safe.
@@ -245,11 +249,20 @@ def plan(index: ProjectIndex, settings: Settings) -> Plan:
         )
         provider = sites[0].target
         if not isinstance(provider, (Function, Class)) or "." in provider.fact.qualname:
-            result.refused.append((key, "its provider is not a module-level function or class"))
+            result.refused.append((key, _provider_refusal(key, provider)))
             continue
         modules = {ref.module for ref in sites}
-        if modules == {provider.fact.module}:
+        type_resolved = (
+            index.resolve(sites[0].fact.annotation) if sites[0].fact.annotation else None
+        )
+        if modules == {provider.fact.module} or (
+            not settings.dependencies_module
+            and _adds_no_import(index, provider, type_resolved, modules)
+        ):
             host = (provider.fact.module, index.modules[provider.fact.module].path)
+            if modules != {host[0]} and not _options_are_literal(key.options):
+                result.refused.append((key, "its arguments name values of the modules that use it"))
+                continue
         else:
             found = _dependencies_module(index, settings, sites)
             if found is None:
@@ -264,10 +277,7 @@ def plan(index: ProjectIndex, settings: Settings) -> Plan:
             if not _options_are_literal(key.options):
                 result.refused.append((key, "its arguments name values of the modules that use it"))
                 continue
-        type_resolved = (
-            index.resolve(sites[0].fact.annotation) if sites[0].fact.annotation else None
-        )
-        if modules != {host[0]}:
+        if host[0] != provider.fact.module:
             risk = _import_risk(
                 index,
                 hosts.setdefault(host[0], _Host(host[0], index)),
@@ -276,6 +286,12 @@ def plan(index: ProjectIndex, settings: Settings) -> Plan:
                 modules,
             )
             if risk:
+                if not settings.dependencies_module:
+                    missing = _new_import_next_to_provider(index, provider, type_resolved, modules)
+                    risk = (
+                        f"next to `{provider.fact.qualname}` it needs a new import ({missing}); "
+                        f"in {host[0]} {risk}"
+                    )
                 result.refused.append((key, risk))
                 continue
         host_facts = index.modules.get(host[0])
@@ -293,13 +309,77 @@ def plan(index: ProjectIndex, settings: Settings) -> Plan:
             None,
         )
         if name is None:
-            result.refused.append((key, "no free alias name"))
+            tried = ", ".join(f"`{candidate}`" for candidate in _names(key))
+            result.refused.append((key, f"every name it could take ({tried}) is already used"))
             continue
         taken_by_group[name] = key
         assert type_resolved is not None
         result.new.append(NewAlias(key, name, host[0], host[1], sites, provider, type_resolved))
     index.memo["DF007"] = result
     return result
+
+
+def _provider_refusal(key: Key, provider: Resolved) -> str:
+    """Why no alias is made for a provider that is not a module-level function or class."""
+    name = key.provider.rsplit(".", 1)[-1]
+    if isinstance(provider, Instance):
+        made_from = qualified_name(provider.of)
+        what = f"an instance of `{made_from.rsplit('.', 1)[-1]}`" if made_from else "an object"
+        return (
+            f"`{name}` is {what}, not a function or class: depfix makes shared aliases only of "
+            "module-level functions and classes"
+        )
+    if isinstance(provider, (Function, Class)):
+        outer = provider.fact.qualname.rsplit(".", 1)[0]
+        if isinstance(provider, Function) and provider.fact.class_qualname == outer:
+            return (
+                f"`{name}` is a method of `{outer}`: depfix makes shared aliases only of "
+                "module-level functions and classes"
+            )
+        return f"`{name}` is defined inside `{outer}`: an alias at module level cannot name it"
+    if isinstance(provider, External):
+        return f"`{name}` comes from outside the project"
+    return f"depfix cannot tell what `{name}` is"
+
+
+def _adds_no_import(
+    index: ProjectIndex,
+    provider: Union[Function, Class],
+    type_resolved: Optional[Resolved],
+    modules: set[str],
+) -> bool:
+    """Whether the alias can live next to its provider without a new import between project modules.
+
+    Every module that uses it already imports the provider's module at its top level, and that
+    module already has the type at hand (defined there, or imported at its top level). Then the
+    uses import the alias from where they import the provider today, and it is bound right after
+    the provider: a module that can read the provider during its imports can read the alias too,
+    import cycles included.
+    """
+    return _new_import_next_to_provider(index, provider, type_resolved, modules) is None
+
+
+def _new_import_next_to_provider(
+    index: ProjectIndex,
+    provider: Union[Function, Class],
+    type_resolved: Optional[Resolved],
+    modules: set[str],
+) -> Optional[str]:
+    """The new import an alias next to its provider would need (see `_adds_no_import`), or None."""
+    home = provider.fact.module
+    graph = index.import_graph()
+    for module in sorted(modules - {home}):
+        if home not in graph.get(module, ()):
+            return f"{module} does not import {home}"
+    if isinstance(type_resolved, Class) and type_resolved.fact.module != home:
+        facts = index.modules.get(home)
+        if (
+            facts is None
+            or type_resolved.fact.module not in graph.get(home, ())
+            or index.local_name(facts, type_resolved) is None
+        ):
+            return f"{home} does not import `{type_resolved.fact.qualname}`"
+    return None
 
 
 class _Host:
@@ -461,7 +541,7 @@ class ShareDependencyAlias(FileRule):
                 None,
                 None,
                 reason,
-                key=repr(key),
+                key=_finding_key(key),
             )
         hosts: dict[str, list[NewAlias]] = {}
         for alias in result.new:
@@ -486,7 +566,7 @@ class ShareDependencyAlias(FileRule):
                         None,
                         None,
                         str(changes),
-                        key=repr(alias.key),
+                        key=_finding_key(alias.key),
                     )
                 else:
                     message += f" in {host_path}"
@@ -497,7 +577,7 @@ class ShareDependencyAlias(FileRule):
                         message,
                         changeset,
                         SAFE,
-                        key=repr(alias.key),
+                        key=_finding_key(alias.key),
                     )
 
     # ---- the file part: use aliases at their sites ----------------------------------------------
@@ -581,6 +661,15 @@ def _annotations_read_later(
     )
 
 
+def _finding_key(key: Key) -> str:
+    """A group's identity across rounds: its names without their modules, which a DF008 move
+    changes (a group refused or set aside in one round is the group a later round fixes)."""
+    short = Key(
+        key.kind, key.provider.rsplit(".", 1)[-1], key.type_name.rsplit(".", 1)[-1], key.options
+    )
+    return repr(short)
+
+
 def _span(ref: DependencyRef) -> Span:
     return Span(ref.fact.line, ref.fact.column, ref.fact.end_line, ref.fact.end_column)
 
@@ -614,10 +703,15 @@ def _changes(
         if text is None:
             return f"a name the alias needs is bound to something else in {host.host_path}"
         statement = cst.ensure_type(cst.parse_statement(text), cst.SimpleStatementLine)
-        if {ref.module for ref in alias.sites} == {alias.host_module}:
+        if alias.host_module == alias.provider.fact.module:
             first_use = min(
-                (index.function((ref.module, ref.fact.function or "")) for ref in alias.sites),
+                (
+                    index.function((ref.module, ref.fact.function or ""))
+                    for ref in alias.sites
+                    if ref.module == alias.host_module
+                ),
                 key=lambda fact: fact.line if fact else 0,
+                default=None,
             )
             if first_use is not None and first_use.line < alias.provider.fact.line:
                 return "a use comes before the provider's definition"

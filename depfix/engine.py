@@ -1095,10 +1095,28 @@ def _run_found(
     planners = [rule for rule in options.rules if _plans_projects(rule)]
     originals: dict[str, Optional[SourceFile]] = {}
     changed: set[str] = set()
-    for round_number in range(MAX_ROUNDS if planners else 1):
+    # What each target file's rules said when they last ran on it, and the key they ran under: a
+    # file whose key has not moved since would be told the same (see `_outcome_keys`).
+    latest: dict[str, tuple[str, FileOutcome]] = {}
+    pending: list[Diagnostic] = []  # what the last planning found and did not apply
+    planned: Optional[ProjectIndex] = None  # the index the last planning saw
+    fixing_rounds = MAX_ROUNDS if planners else 1
+    # apply reports what is left as a check of its result would (`_left`): once the fixing rounds
+    # are over, when they changed anything, a last round re-runs the rules wherever a file's outcome
+    # key moved since they last ran on it (and the planning, when the index moved since), fixing
+    # nothing.
+    verifying = False
+    for round_number in range(fixing_rounds + 1):
+        if round_number == fixing_rounds:
+            verifying = True
+        if verifying and not (options.apply_fixes and project.overlay):
+            break
         touched: set[str] = set()
-        if planners:
-            touched = _plan_projects(planners, project, options, result, round_number)
+        if planners and not (verifying and project.index is planned):
+            planned = project.index
+            touched, pending = _plan_projects(
+                planners, project, options, result, round_number, take=not verifying
+            )
             project.refresh(touched, result)
             target_paths.extend(
                 sorted(p for p in touched if p in project.created and p not in target_set)
@@ -1107,14 +1125,20 @@ def _run_found(
         _STATE = _State(project.index, options, project.overlay, project.by_path)
         try:
             checked = [path for path in target_paths if path in project.by_path]
-            if round_number and not touched:
+            if round_number and not touched and not verifying:
                 # Nothing new was planned: only the files the last round rewrote can hold more.
                 checked = [path for path in checked if path in changed]
             # only files some rule can act on are processed (and keyed, and sent to the workers)
             busy = [p for p in checked if _needs_rules(p, project, data, options)]
             keys: dict[str, str] = {}
-            if cache is not None:
+            if cache is not None or options.apply_fixes:  # `_left` compares them
                 keys = _outcome_keys(busy, project.index, loader, options, project.overlay)
+            for path in set(checked).difference(busy):
+                latest[path] = ("", FileOutcome(path))
+            if verifying:
+                # The rules run again only where their answer may differ from the last time they
+                # ran: the files the last round rewrote, and every file whose index facts moved.
+                checked = busy = [p for p in busy if latest.get(p, ("",))[0] != keys.get(p)]
             cached = {p: cache.get("outcomes", keys[p]) for p in keys} if cache else {}
             misses = [p for p in busy if not isinstance(cached.get(p), FileOutcome)]
             computed = {p: FileOutcome(p) for p in set(checked).difference(busy)}
@@ -1133,8 +1157,11 @@ def _run_found(
                     outcome = dataclasses.replace(cached[path])
                     outcome.original = _source_file(project.by_path[path], data)
                 outcomes.append(outcome)
+                latest[path] = (keys.get(path, ""), outcome)
         finally:
             _STATE = None
+        if verifying:
+            break
         changed = set()
         later: list[Diagnostic] = []
         for outcome in outcomes:
@@ -1147,7 +1174,6 @@ def _run_found(
             else:  # a later round reports only what it fixed (the rest was reported already)
                 later.extend(outcome.diagnostics)
                 result.errors.extend(e for e in outcome.errors if e not in result.errors)
-            result.fixes += outcome.fixes
             originals.setdefault(outcome.path, outcome.original)
             if outcome.new_data is not None:
                 project.overlay[outcome.path] = outcome.new_data
@@ -1155,8 +1181,17 @@ def _run_found(
         if later:
             _report_later_fixes(result, later, project.created)
         if not (touched or changed):
-            break
+            verifying = True  # the fixes are done: what is left comes next
+            continue
         project.refresh(changed, result)
+    if options.apply_fixes and project.overlay:
+        result.diagnostics[:] = [
+            *(d for d in result.diagnostics if d.fix is not None and d.fix.taken),
+            *_left(latest, pending, target_paths, project),
+        ]
+    # A fix counts where it is reported: one inside a file the run creates is part of the fix
+    # that creates it, and `check` lists exactly the fixes `apply` makes.
+    result.fixes = sum(1 for d in result.diagnostics if d.fix is not None and d.fix.taken)
     result.files_scanned = len(target_paths)
     for number, path in enumerate(sorted(project.overlay)):
         job = project.by_path[path]
@@ -1343,6 +1378,8 @@ def _outcome_keys(
     hashes.update((path, digest(data)) for path, data in overlay.items())
     keys = {}
     for path in paths:
+        if path not in hashes and path in loader.data:  # without a cache nothing is hashed yet
+            hashes[path] = loader.hashes[path] = digest(loader.data[path])
         facts = index.file(path)
         if facts is None or path not in hashes or facts.module not in closures:
             continue
@@ -1408,6 +1445,26 @@ def _report_later_fixes(
         or ((d.path, d.line, d.column, d.code) not in sites and (d.code, d.key) not in keys)
     ]
     result.diagnostics.extend(d for d in fixed if d.path not in created)
+
+
+def _left(
+    latest: Mapping[str, tuple[str, FileOutcome]],
+    pending: Iterable[Diagnostic],
+    target_paths: Iterable[str],
+    project: _Project,
+) -> list[Diagnostic]:
+    """What a check of the run's result reports: the diagnostics of the last time the rules ran on
+    each file (under the key the file still has) and of the last planning, none of them fixed."""
+    left = list(pending)
+    for path in dict.fromkeys(target_paths):
+        if path in latest and path in project.by_path:
+            left.extend(latest[path][1].diagnostics)
+    return [
+        d
+        if d.fix is None
+        else dataclasses.replace(d, fix=dataclasses.replace(d.fix, applied=False, taken=False))
+        for d in left
+    ]
 
 
 def _plans_projects(rule: Rule) -> bool:
@@ -1488,15 +1545,18 @@ def _plan_projects(
     options: RunOptions,
     result: RunResult,
     round_number: int,
-) -> set[str]:
+    take: bool = True,
+) -> tuple[set[str], list[Diagnostic]]:
     """Run the project planning of rules and apply their changesets to the overlay.
 
     A changeset is taken whole or not at all: one that touches a file an earlier changeset of this
     round touched, or a path outside the project, is reported without being applied. Later rounds
-    report only the changesets they apply.
+    report only the changesets they apply. Returns the files changed and what was found and not
+    applied (all of it when `take` is false: a planning that only reports).
     """
     sources = _SourceView(project.by_path, project.overlay, project)
     touched: set[str] = set()
+    pending: list[Diagnostic] = []
     taken: list[Changeset] = []
     for number, rule in enumerate(planners):
         for finding in rule.plan_project(project.index, options.settings, sources):
@@ -1505,7 +1565,7 @@ def _plan_projects(
             applied = False
             outside: list[str] = []
             if changeset is not None and finding.safety is not None:
-                wanted = finding.safety == SAFE or options.unsafe
+                wanted = take and (finding.safety == SAFE or options.unsafe)
                 conflict = changeset not in taken and any(
                     path in touched for path in changeset.files
                 )
@@ -1517,12 +1577,9 @@ def _plan_projects(
                         project.overlay[path] = data
                         touched.add(path)
                         project.groups.setdefault(path, 1_000_000 * (round_number + 1) + number)
-                result.fixes += applied
                 fix = FixInfo(
                     finding.safety, applied and options.apply_fixes, finding.reason, taken=applied
                 )
-            if round_number and not applied:
-                continue
             span = finding.span
             message = finding.message
             if changeset is None and finding.reason and not finding.info:
@@ -1546,11 +1603,16 @@ def _plan_projects(
             if finding.info:
                 if round_number == 0:
                     (result.details if finding.verbose else result.notes).append(diagnostic)
-            elif round_number:
+                continue
+            if not applied:
+                pending.append(diagnostic)
+                if round_number:
+                    continue
+            if round_number:
                 _report_later_fixes(result, [diagnostic], project.created)
             else:
                 result.diagnostics.append(diagnostic)
-    return touched
+    return touched, pending
 
 
 class _SourceView(dict):  # type: ignore[type-arg]

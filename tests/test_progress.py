@@ -39,5 +39,13 @@ def test_apply_lists_only_what_is_left(
     assert len(checked) == 2
     assert main(["apply", ".", "--select", "DF005"]) == 1
     applied = capsys.readouterr()
-    assert applied.out.splitlines() == [line for line in checked if "no fix" in line]
+
+    def message(line: str) -> str:
+        return line.split(": ", 1)[1]
+
+    left = [message(line) for line in checked if "no fix" in line]
+    assert [message(line) for line in applied.out.splitlines()] == left
     assert "1 changed, 1 fix" in applied.err
+    # at its position in the fixed file: where the next check reports it
+    assert main(["check", ".", "--select", "DF005"]) == 1
+    assert capsys.readouterr().out == applied.out
