@@ -800,10 +800,10 @@ class _Extractor(ast.NodeVisitor):
     def visit_Assign(self, node: ast.Assign) -> None:
         lowered = self.lowered_type_alias(node)
         if lowered is not None:  # as `visit_TypeAlias` reads the statement on a newer Python
-            name, value = lowered
-            self.visit(value)
+            name, aliased = lowered
+            self.visit(aliased)
             self.assign_target(node.targets[0], UNKNOWN)
-            self.record_type_alias(name, value, node.lineno, statement=True)
+            self.record_type_alias(name, aliased, node.lineno, statement=True)
             return
         if not self.annotated_alias(node):
             self.visit(node.value)
