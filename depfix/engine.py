@@ -396,7 +396,9 @@ def _run_rules(
 
 def _enclosing_def_lines(facts: FileFacts, line: int) -> tuple[int, ...]:
     return tuple(
-        fact.line for fact in facts.functions.values() if fact.line <= line <= fact.end_line
+        fact.line
+        for fact in (*facts.functions.values(), *facts.shadowed_functions)
+        if fact.line <= line <= fact.end_line
     )
 
 
