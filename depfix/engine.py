@@ -1280,7 +1280,7 @@ def _run_key(
     )
 
 
-_POSITIONS = ("line", "column", "end_line", "end_column")
+_POSITIONS = ("line", "column", "end_line", "end_column", "definition_line")
 
 
 def _interface(facts: FileFacts) -> tuple[object, ...]:
