@@ -468,7 +468,8 @@ class ProjectIndex:
         by_line = self._functions_by_line.get(path)
         if by_line is None:
             by_line = {fact.line: fact for fact in facts.functions.values()}
-            by_line.update((fact.line, fact) for fact in self._shadowed_routes(facts))
+            if facts.shadowed_functions:
+                by_line.update((fact.line, fact) for fact in self._shadowed_routes(facts))
             self._functions_by_line[path] = by_line
         return by_line.get(line)
 
