@@ -202,7 +202,7 @@ class AnnotateParameters(FileRule):
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
         return any(
             param.default_call is not None
-            for function in facts.functions.values()
+            for function in (*facts.functions.values(), *facts.shadowed_functions)
             for param in function.params
         )
 

@@ -23,7 +23,13 @@ After:
 
 Only dependencies are rewritten (through the index). A handler that raises anything, such as an
 `HTTPException`, is fine. A handler that returns cannot be fixed by adding `raise`; it is reported.
-Fix safety: safe.
+
+The fix changes which exception the app sees: the route's own exception then reaches the exception
+handlers, the middleware and the logs, instead of FastAPI's "Response not awaited" error (a
+`FastAPIError`). Without a handler for it the client still gets a 500, but an
+`@app.exception_handler(InternalError)` now answers with its own response (and an `HTTPException`
+its own status), where the client got a bare 500 before.
+Fix safety: unsafe (the route's exception reaches exception handlers and middleware).
 """
 
 from __future__ import annotations
@@ -33,7 +39,12 @@ import libcst as cst
 from codemods._resources import has_dependency, own_nodes, yield_statement
 from depfix.facts import FileFacts
 from depfix.index import ProjectIndex
-from depfix.rules import SAFE, FileRule, register, source_of
+from depfix.rules import UNSAFE, FileRule, register, source_of
+
+RERAISED = (
+    "the route's exception will reach exception handlers and middleware instead of FastAPI's "
+    '"Response not awaited" error; a handler for it changes the response'
+)
 
 
 @register
@@ -41,7 +52,7 @@ class ReraiseInYieldDependency(FileRule):
     CODE = "DF003"
     NAME = "swallowed-exception-in-yield-dependency"
     SUMMARY = "`except` around a dependency's `yield` that does not re-raise (required since FastAPI 0.110)"
-    FIX = SAFE
+    FIX = UNSAFE
     NEEDLES = (b"yield",)
     FASTAPI_ONLY = True
 
@@ -90,4 +101,10 @@ class ReraiseInYieldDependency(FileRule):
             new_body = body.with_changes(
                 body=[*body.body, cst.SimpleStatementLine(body=[cst.Raise()])]
             )
-            self.report(handler, message, replacement=handler.with_changes(body=new_body))
+            self.report(
+                handler,
+                message,
+                replacement=handler.with_changes(body=new_body),
+                safety=UNSAFE,
+                reason=RERAISED,
+            )

@@ -55,13 +55,15 @@ class SyncSessionInAsyncRoute(FileRule):
         return any(
             function.is_async
             and index.fastapi_role((function.module, function.qualname)) is not None
-            for function in facts.functions.values()
+            for function in (*facts.functions.values(), *facts.shadowed_functions)
         )
 
     def session_parameter(self, function: FunctionFact) -> Optional[str]:
         for ref in self.index.dependency_refs_in(self.context.path):
             if ref.fact.function != function.qualname:
                 continue
+            if not function.line <= ref.fact.line <= function.end_line:
+                continue  # another `def` of the same name (two routes named alike)
             types = []
             if ref.fact.annotation is not None:
                 types.append(qualified_name(self.index.resolve(ref.fact.annotation)))

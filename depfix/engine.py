@@ -398,7 +398,9 @@ def _run_rules(
 
 def _enclosing_def_lines(facts: FileFacts, line: int) -> tuple[int, ...]:
     return tuple(
-        fact.line for fact in facts.functions.values() if fact.line <= line <= fact.end_line
+        fact.line
+        for fact in (*facts.functions.values(), *facts.shadowed_functions)
+        if fact.line <= line <= fact.end_line
     )
 
 
@@ -1315,7 +1317,7 @@ def _run_key(
     )
 
 
-_POSITIONS = ("line", "column", "end_line", "end_column")
+_POSITIONS = ("line", "column", "end_line", "end_column", "definition_line")
 
 
 def _interface(facts: FileFacts) -> tuple[object, ...]:

@@ -138,6 +138,9 @@ class RouteFact:
     endpoint: Value
     line: int
     column: int
+    definition_line: int = 0
+    """For a route decorator, the line of the `def` it decorates (that definition is the endpoint,
+    even when a later `def` rebinds its name); 0 for `add_api_route(...)` and other calls."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,9 @@ class FileFacts:
     rebound: set[str] = field(default_factory=set)
     star_imports: list[str] = field(default_factory=list)
     functions: dict[str, FunctionFact] = field(default_factory=dict)
+    shadowed_functions: list[FunctionFact] = field(default_factory=list)
+    """Earlier definitions of a qualname that a later `def` rebinds (`functions` holds the last one,
+    what the name refers to): a route decorator still registers them (two routes named alike)."""
     classes: dict[str, ClassFact] = field(default_factory=dict)
     routes: list[RouteFact] = field(default_factory=list)
     dependency_refs: list[DependencyRefFact] = field(default_factory=list)
@@ -528,6 +534,9 @@ class _Extractor(ast.NodeVisitor):
             returned = {f"{qualname}.<locals>.{name}" for name in scope.returned_names if name}
             returned_functions = tuple(sorted(returned))
         self.scopes.pop()
+        shadowed = self.facts.functions.get(qualname)
+        if shadowed is not None:
+            self.facts.shadowed_functions.append(shadowed)
         self.facts.functions[qualname] = FunctionFact(
             module=self.facts.module,
             qualname=qualname,
@@ -1051,6 +1060,7 @@ class _Extractor(ast.NodeVisitor):
                 Name(f"{self.facts.module}.{qualname}"),
                 line,
                 column,
+                node.lineno,
             )
         )
 

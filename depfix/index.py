@@ -11,7 +11,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Optional, Union
 
-from depfix.facts import CallSite, ClassFact, DependencyRefFact, FileFacts, FunctionFact
+from depfix.facts import (
+    CallSite,
+    ClassFact,
+    DependencyRefFact,
+    FileFacts,
+    FunctionFact,
+    RouteFact,
+)
 from depfix.import_order import failing_cycles
 from depfix.values import Attr, Call, Name, Value
 
@@ -200,6 +207,8 @@ class ProjectIndex:
             owner = self.resolve(route.owner)
             endpoint = self.resolve(route.endpoint)
             if self.is_fastapi_object(owner) and isinstance(endpoint, Function):
+                if _shadowed_endpoint(facts, route, endpoint.fact) is not None:
+                    continue  # it decorates an earlier `def` of the name: see `function_at`
                 key = (endpoint.fact.module, endpoint.fact.qualname)
                 self.routes.append(Route(facts.path, route.method, key, route.line))
                 self._fastapi_callees.setdefault(key, "route")
@@ -460,8 +469,31 @@ class ProjectIndex:
         by_line = self._functions_by_line.get(path)
         if by_line is None:
             by_line = {fact.line: fact for fact in facts.functions.values()}
+            if facts.shadowed_functions:
+                by_line.update((fact.line, fact) for fact in self._shadowed_routes(facts))
             self._functions_by_line[path] = by_line
         return by_line.get(line)
+
+    def _shadowed_routes(self, facts: FileFacts) -> Iterator[FunctionFact]:
+        """Earlier `def`s of a rebound name that a route decorator registers.
+
+        Python's name refers to the last `def`, but the decorator registered each one. Rules look a
+        function's role up by its qualified name, which both share: an earlier definition is checked
+        only when the last one is a route as well (two routes named alike), never as what the name
+        refers to (an earlier plain function is not a route because a later one is).
+        """
+        for route in facts.routes:
+            if not self.is_fastapi_object(self.resolve(route.owner)):
+                continue
+            endpoint = self.resolve(route.endpoint)
+            if not isinstance(endpoint, Function):
+                continue
+            shadowed = _shadowed_endpoint(facts, route, endpoint.fact)
+            if (
+                shadowed is not None
+                and self.fastapi_role((facts.module, shadowed.qualname)) == "route"
+            ):
+                yield shadowed
 
     def with_file(self, facts: FileFacts) -> ProjectIndex:
         """The index of the same project with one file's facts replaced (after a fix pass).
@@ -729,6 +761,20 @@ class _LazyModules(dict):  # type: ignore[type-arg]
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
+
+
+def _shadowed_endpoint(
+    facts: FileFacts, route: RouteFact, endpoint: FunctionFact
+) -> Optional[FunctionFact]:
+    """The earlier `def` of the endpoint's name that a route decorator decorates, if it is one."""
+    if not route.definition_line or endpoint.line == route.definition_line:
+        return None
+    if endpoint.module != facts.module:
+        return None
+    for fact in facts.shadowed_functions:
+        if fact.line == route.definition_line and fact.qualname == endpoint.qualname:
+            return fact
+    return None
 
 
 def _defined_in(resolved: Resolved, module: str) -> bool:

@@ -301,6 +301,83 @@ def test_function_facts(tmp_path: Path) -> None:
     assert isinstance(resolved, Instance) and isinstance(resolved.of, Class)
 
 
+REBOUND = {
+    "main.py": """
+        from fastapi import Depends, FastAPI
+
+        app = FastAPI()
+
+
+        def get_db():
+            return "old"
+
+
+        def get_db():
+            yield "db"
+
+
+        @app.get("/jobs")
+        def create_job(db=Depends(get_db)):
+            return db
+
+
+        @app.post("/jobs")
+        def create_job(db=Depends(get_db)):
+            return db
+
+
+        def helper():
+            return 1
+
+
+        @app.get("/helper")
+        def helper():
+            return 2
+
+
+        @app.get("/export")
+        def export():
+            return 3
+
+
+        def export(limit=1):
+            return limit
+        """
+}
+
+
+def test_every_route_definition_of_a_rebound_name_is_found_and_names_resolve_to_the_last(
+    tmp_path: Path,
+) -> None:
+    index = make_index(REBOUND, tmp_path)
+    facts = index.modules["main"]
+    assert [(f.qualname, f.line) for f in facts.shadowed_functions] == [
+        ("get_db", 7),
+        ("create_job", 16),
+        ("helper", 25),
+        ("export", 35),
+    ]
+    resolved = index.resolve_qualified("main.get_db")
+    assert isinstance(resolved, Function) and resolved.fact.line == 11
+    assert index.fastapi_role(("main", "get_db")) == "dependency"
+    assert index.fastapi_role(("main", "create_job")) == "route"
+    assert index.fastapi_role(("main", "helper")) == "route"
+    assert index.fastapi_role(("main", "export")) is None  # the last `export` is no route
+    at = {line: index.function_at("main.py", line) for line in (7, 11, 16, 21, 25, 30, 35, 39)}
+    found = {line: (fact.qualname, fact.line) for line, fact in at.items() if fact is not None}
+    assert found == {
+        11: ("get_db", 11),
+        16: ("create_job", 16),  # a route although the name is rebound
+        21: ("create_job", 21),
+        30: ("helper", 30),
+        39: ("export", 39),
+    }
+    assert [(route.endpoint, route.line) for route in index.routes] == [
+        (("main", "create_job"), 20),
+        (("main", "helper"), 29),
+    ]
+
+
 def test_markers_are_matched_by_qualified_name_only(tmp_path: Path) -> None:
     index = make_index(
         {

@@ -126,7 +126,7 @@ def apps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, M
     after_dir = tmp_path / "after"
     shutil.copytree(project, after_dir)
     monkeypatch.chdir(after_dir)
-    assert main(["apply", ".", "--select", "DF002,DF003,DF004", "--quiet"]) == 1
+    assert main(["apply", ".", "--select", "DF002,DF003,DF004", "--unsafe", "--quiet"]) == 1
     after = _load(after_dir / "service.py")
     return before, after
 
@@ -164,6 +164,75 @@ def test_a_swallowed_exception_surfaces_after_the_rewrite(
     assert _events(after, "/audited", raise_server_exceptions=False) == (500, ["swallowed"])
 
 
+HANDLED = textwrap.dedent(
+    """
+    from fastapi import Depends, FastAPI, Request
+    from fastapi.responses import JSONResponse
+
+    app = FastAPI()
+    EVENTS = []
+
+
+    class InternalError(Exception):
+        pass
+
+
+    class OtherError(Exception):
+        pass
+
+
+    @app.exception_handler(InternalError)
+    async def on_internal_error(request: Request, exc: InternalError) -> JSONResponse:
+        return JSONResponse({"detail": "handled"}, status_code=418)
+
+
+    def get_username():
+        try:
+            yield "Rick"
+        except (InternalError, OtherError):
+            EVENTS.append("swallowed")
+
+
+    @app.get("/handled")
+    def handled(username: str = Depends(get_username)):
+        raise InternalError("too dangerous")
+
+
+    @app.get("/unhandled")
+    def unhandled(username: str = Depends(get_username)):
+        raise OtherError("too dangerous")
+    """
+)
+
+
+def test_the_reraise_fix_is_unsafe_because_exception_handlers_then_see_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("")
+    (project / "service.py").write_text(HANDLED)
+    before = _load(project / "service.py")
+    monkeypatch.chdir(project)
+    assert main(["apply", ".", "--select", "DF003", "--quiet"]) == 1  # reported, not applied
+    assert (project / "service.py").read_text() == HANDLED
+    assert main(["apply", ".", "--select", "DF003", "--unsafe", "--quiet"]) == 1
+    assert (project / "service.py").read_text() != HANDLED
+    after = _load(project / "service.py")
+
+    # what the fix announces: the route's exception reaches its handler, which changes the response
+    assert _events(before, "/handled", raise_server_exceptions=False) == (500, ["swallowed"])
+    assert _events(after, "/handled", raise_server_exceptions=False) == (418, ["swallowed"])
+    # without a handler the client still gets a 500, but the server error is the route's own
+    assert _events(before, "/unhandled", raise_server_exceptions=False) == (500, ["swallowed"])
+    assert _events(after, "/unhandled", raise_server_exceptions=False) == (500, ["swallowed"])
+    with pytest.raises(Exception) as swallowed:
+        _events(before, "/unhandled")
+    assert type(swallowed.value).__name__ == "FastAPIError"
+    with pytest.raises(after.OtherError):
+        _events(after, "/unhandled")
+
+
 def test_fastapi_tutorial008c_rewritten_passes_the_tests_of_008d(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -195,7 +264,7 @@ def test_fastapi_tutorial008c_rewritten_passes_the_tests_of_008d(
     cwd = Path.cwd()
     os.chdir(app)
     try:
-        assert main(["apply", ".", "--select", "DF003", "--quiet"]) == 1
+        assert main(["apply", ".", "--select", "DF003", "--unsafe", "--quiet"]) == 1
     finally:
         os.chdir(cwd)
     rewritten = (app / "tutorial008c.py").read_text(encoding="utf-8")
