@@ -13,7 +13,7 @@ temporary directory (the original is never touched): `before` (left as it is), `
 3. it runs the app's test command (with `--junitxml` and `-rA` added to a pytest command) and reads
    the outcome of every test id;
 4. it counts ruff's `FAST002` (`ruff check --select FAST002 --no-cache --output-format json`) in the
-   `before` and `unsafe` copies.
+   `before` and `unsafe` copies, and reports every new `F821` (undefined name) in the fixed copies.
 
 It prints one table row per app, then, per app, everything that changed: OpenAPI paths and schemas
 that differ, tests whose outcome differs, each with the depfix diff hunks of the files related to
@@ -159,6 +159,8 @@ class CopyResult:
     test_note: str = ""
     fast002: Optional[int] = None
     fast002_sites: list[str] = field(default_factory=list)
+    undefined: list[str] = field(default_factory=list)
+    """ruff F821 (undefined name) sites: an alias used where it is neither defined nor imported."""
 
 
 @dataclass
@@ -279,6 +281,9 @@ def is_pytest(args: list[str]) -> bool:
 
 def run_tests(config: AppConfig, workdir: Path, scratch: Path, result: CopyResult) -> None:
     args = shlex.split(config.test)
+    if not args:
+        result.test_note = "no test command"
+        return
     junit = scratch / f"junit-{result.label}.xml"
     if args and args[0] == "python":
         args[0] = config.python
@@ -289,7 +294,7 @@ def run_tests(config: AppConfig, workdir: Path, scratch: Path, result: CopyResul
     result.test_seconds = time.perf_counter() - start
     result.test_rc = process.returncode
     if process.returncode == -9:
-        result.test_note = f"timed out after {config.timeout:.0f} s"
+        result.test_note = f"timed out after {config.timeout:.0f} s; "
     if junit.exists():
         read_junit(junit, result)
     else:
@@ -299,7 +304,7 @@ def run_tests(config: AppConfig, workdir: Path, scratch: Path, result: CopyResul
                 outcome = {"XPASS": "passed", "XFAIL": "skipped"}.get(match[1], match[1].lower())
                 result.tests[match[2]] = "failed" if outcome == "error" else outcome
     if not result.tests:
-        result.test_note += " no test outcome read: " + (process.stdout + process.stderr)[-300:]
+        result.test_note += "no test outcome read: " + (process.stdout + process.stderr)[-300:]
 
 
 def read_junit(path: Path, result: CopyResult) -> None:
@@ -324,7 +329,7 @@ def read_junit(path: Path, result: CopyResult) -> None:
 
 
 def count_fast002(ruff: list[str], config: AppConfig, root: Path, result: CopyResult) -> str:
-    args = [*ruff, "check", "--select", "FAST002", "--no-cache", "--output-format", "json"]
+    args = [*ruff, "check", "--select", "FAST002,F821", "--no-cache", "--output-format", "json"]
     process = run([*args, "--exit-zero", *config.depfix_paths], root)
     note = ""
     if process.returncode != 0:  # a configuration this ruff does not understand
@@ -334,11 +339,16 @@ def count_fast002(ruff: list[str], config: AppConfig, root: Path, result: CopyRe
         found = json.loads(process.stdout)
     except ValueError:
         return f"ruff failed: {process.stderr.strip()[-200:]}"
-    result.fast002 = len(found)
+    result.fast002 = 0
     for item in found:
         where = Path(item["filename"]).relative_to(root) if item.get("filename") else "?"
         row = item.get("location", {}).get("row", "?")
-        result.fast002_sites.append(f"{where}:{row}: {item.get('message', '')}")
+        site = f"{where}:{row}: {item.get('message', '')}"
+        if item.get("code") == "F821":
+            result.undefined.append(site)
+        else:
+            result.fast002 += 1
+            result.fast002_sites.append(site)
     return note
 
 
@@ -365,10 +375,9 @@ def run_app(
         if label != "before":
             copy.changed = tree_diff(roots["before"], root)
             check_parse(config, root, copy)
-        if label != "safe":
-            note = count_fast002(ruff, config, root, copy)
-            if note and note not in result.notes:
-                result.notes.append(note)
+        note = count_fast002(ruff, config, root, copy)
+        if note and note not in result.notes:
+            result.notes.append(note)
         workdir = root / config.cwd
         for spec in config.apps:
             out = scratch / f"openapi-{label}-{len(copy.openapi)}.json"
@@ -459,6 +468,17 @@ def hunks(changed: dict[str, str], files: set[str], limit: int) -> str:
     return clip(header + "".join(selected).splitlines(), limit)
 
 
+def responsible(copy: CopyResult, files: set[str], shown: set[str], limit: int) -> list[str]:
+    """The depfix hunks behind a change, once per section (later: a reference to them)."""
+    text = hunks(copy.changed, files, limit)
+    lines = [
+        "  depfix edit responsible:",
+        "    (the same as above)" if text in shown else indent(text),
+    ]
+    shown.add(text)
+    return lines
+
+
 def report_app(result: AppResult, config: AppConfig, scratch: Path, limit: int) -> list[str]:
     out: list[str] = []
     before = result.copies["before"]
@@ -467,6 +487,7 @@ def report_app(result: AppResult, config: AppConfig, scratch: Path, limit: int) 
         copy = result.copies[label]
         heading = f"### {config.name}: {label}"
         section: list[str] = []
+        shown: set[str] = set()
         for spec in config.apps:
             old, new = before.openapi.get(spec, {}), copy.openapi.get(spec, {})
             for what, paths in openapi_changes(old, new):
@@ -483,8 +504,7 @@ def report_app(result: AppResult, config: AppConfig, scratch: Path, limit: int) 
                         a, b = old["openapi"], new["openapi"]
                     section.append(indent(json_diff(a, b, limit)))
                 files = related_files(new, paths, markers) | related_files(old, paths, markers)
-                section.append("  depfix edit responsible:")
-                section.append(indent(hunks(copy.changed, files, limit)))
+                section += responsible(copy, files, shown, limit)
         for test_id in sorted(set(before.tests) | set(copy.tests)):
             was, now = before.tests.get(test_id, "absent"), copy.tests.get(test_id, "absent")
             if was == now:
@@ -494,8 +514,7 @@ def report_app(result: AppResult, config: AppConfig, scratch: Path, limit: int) 
             if failure:
                 section.append(indent(clip(failure.splitlines()[-15:], 15)))
             files = {rel for rel in copy.changed if rel in failure}
-            section.append("  depfix edit responsible:")
-            section.append(indent(hunks(copy.changed, files, limit)))
+            section += responsible(copy, files, shown, limit)
         if copy.apply_left != copy.check_left:
             codes = ", ".join(f"{k} {v}" for k, v in sorted(copy.check_codes.items()))
             section.append(
@@ -510,9 +529,11 @@ def report_app(result: AppResult, config: AppConfig, scratch: Path, limit: int) 
             section += [f"    {site}" for site in copy.fast002_sites[:limit]]
         for line in copy.unparsable:
             section.append(f"does not parse after apply: {line}")
+        for site in sorted(set(copy.undefined) - set(before.undefined)):
+            section.append(f"undefined name after apply (ruff F821): {site}")
         for line in copy.depfix_errors:
             section.append(f"depfix: {line}")
-        if copy.test_note:
+        if copy.test_note and copy.test_note != before.test_note:
             section.append(f"tests: {copy.test_note.strip()}")
         if section:
             out += [heading, *section, ""]
@@ -566,6 +587,9 @@ def table_row(result: AppResult, config: AppConfig) -> str:
             problems.append(f"{copy.label}: not idempotent")
         if copy.unparsable:
             problems.append(f"{copy.label}: {len(copy.unparsable)} unparsable")
+        new_undefined = set(copy.undefined) - set(before.undefined)
+        if new_undefined:
+            problems.append(f"{copy.label}: {len(new_undefined)} new undefined names")
         if copy.depfix_errors:
             problems.append(f"{copy.label}: {len(copy.depfix_errors)} depfix errors")
     cells = [
