@@ -31,7 +31,7 @@ TOML (Python 3.11+) or JSON file:
 
     [[app]]
     name = "shop"                              # default: the directory's name
-    path = "/tmp/apps/shop"                    # the tree that is copied
+    path = "/tmp/apps/shop"                    # the tree that is copied (relative: to this file)
     app = "shop.main:app"                      # or "shop.main:create_app()", or a list of them
     python = "/tmp/appvenvs/shop/bin/python"   # the app's interpreter (its virtualenv's bin/python)
     cwd = "backend"                            # working subdirectory of the copy (default ".")
@@ -41,7 +41,11 @@ TOML (Python 3.11+) or JSON file:
     depfix_args = []                           # extra arguments for apply and check
     timeout = 600                              # seconds, for each test run
 
-Options: `--depfix CMD` (default `depfix` on PATH; e.g. `"python -m depfix"`), `--ruff CMD`,
+The app's subprocesses get its virtualenv's `bin` first on PATH and no PYTHONPATH; depfix and ruff
+run with this process's environment, so a checkout's depfix is tested with
+`PYTHONPATH=/path/to/checkout python benchmarks/behaviour.py --depfix "python -m depfix" ...`.
+
+Options: `--depfix CMD` (default `depfix` on PATH), `--ruff CMD`,
 `--keep` (keep the copies and print where), `--max-diff N` (lines of diff shown per change,
 default 80), `--json FILE` (write every result as JSON too). Commands run sequentially.
 """
