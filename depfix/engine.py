@@ -28,7 +28,8 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from depfix.cache import Cache, digest
 from depfix.codegen import code, positions
-from depfix.config import Settings
+from depfix.config import Settings, consulted_files, with_project_facts
+from depfix.roots import ROOT_MARKERS
 from depfix.discovery import Discovery, discover
 from depfix.facts import FileFacts, extract_facts, fingerprint, parse_source
 from depfix.imports import add_from_import, module_code, remove_imports_made_unused
@@ -37,6 +38,7 @@ from depfix.io import SourceError, SourceFile, decode_source, read_source
 from depfix.lowering import VERSION as LOWERING
 from depfix.modules import (
     Layout,
+    Scope,
     display_path,
     imported_names,
     module_names_at,
@@ -967,7 +969,13 @@ def _run(
                     problems=[] if parts else found.problems,
                     layout=scope.layout,
                 )
-                parts.append(_run_found(part, paths, options, cwd, enabled, cache))
+                scope_options, consulted = _scope_options(scope, options)
+                part_result = _run_found(part, paths, scope_options, cwd, enabled, cache)
+                if consulted:  # a copy: the result may be the cache's own entry
+                    part_result = dataclasses.replace(
+                        part_result, inputs=[*part_result.inputs, *map(str, consulted)]
+                    )
+                parts.append(part_result)
         result = _merged(parts)
     skipped = [*result.skipped]  # a copy: the result may be the cache's own entry
     skipped += [(display_path(path, cwd) + "/", reason) for path, reason in found.skipped]
@@ -985,6 +993,29 @@ def _run(
     if cache is not None:
         cache.save()
     return result
+
+
+def _scope_options(scope: Scope, options: RunOptions) -> tuple[RunOptions, list[Path]]:
+    """The options a scope is checked with, and the files they were read from: a scope that is a
+    project of its own (a `part-1/` with its own pyproject.toml) has its own FastAPI version and
+    Python, as a run started there would read them; the lower FastAPI bound of the two when it
+    declares none (never writing `Annotated` for a FastAPI that predates it)."""
+    if scope.layout.scope is None:
+        return options, []
+    directory = Path(scope.layout.scope)
+    if not any((directory / marker).is_file() for marker in ROOT_MARKERS):
+        return options, []
+    settings = with_project_facts(options.settings, directory)
+    if settings.fastapi_version is None and options.settings.fastapi_version is not None:
+        settings = dataclasses.replace(
+            settings,
+            fastapi_version=options.settings.fastapi_version,
+            origins={
+                **settings.origins,
+                "fastapi-version": options.settings.origin("fastapi-version"),
+            },
+        )
+    return dataclasses.replace(options, settings=settings), consulted_files(directory)
 
 
 def _merged(parts: Sequence[RunResult]) -> RunResult:
