@@ -41,6 +41,8 @@ from depfix.values import Name, Value
 MARKER_MODULES = ("fastapi", "fastapi.params", "fastapi.param_functions")
 MARKER_NAMES = ("Depends", "Security", "Query", "Path", "Header", "Cookie", "Body", "Form", "File")
 MARKERS = {f"{module}.{name}": name for module in MARKER_MODULES for name in MARKER_NAMES}
+MARKER_NEEDLES = tuple(name.encode() for name in MARKER_NAMES)
+"""What a file must contain for a rule about marker parameters to look at it (`FileRule.NEEDLES`)."""
 DEPENDENCY_MARKERS = frozenset({"Depends", "Security"})
 ANNOTATED_NAMES = frozenset({"typing.Annotated", "typing_extensions.Annotated"})
 INERT = frozenset({"typing.Doc", "typing_extensions.Doc", "annotated_doc.Doc"})

@@ -74,7 +74,7 @@ from typing import Optional, Union
 import libcst as cst
 from libcst.metadata import BuiltinScope, GlobalScope, Scope, ScopeProvider
 
-from codemods._annotated_metadata import annotation_metadata, describe
+from codemods._annotated_metadata import MARKER_NEEDLES, annotation_metadata, describe
 from codemods._signatures import (
     AnnotatedName,
     annotated_name,
@@ -185,17 +185,7 @@ class AnnotateParameters(FileRule):
         "`x: T = Depends(f)` and `q: str = Query(None)`: markers as defaults instead of `Annotated`"
     )
     FIX = SAFE
-    NEEDLES = (
-        b"Depends",
-        b"Security",
-        b"Query",
-        b"Path",
-        b"Header",
-        b"Cookie",
-        b"Body",
-        b"Form",
-        b"File",
-    )
+    NEEDLES = MARKER_NEEDLES
     FASTAPI_ONLY = True
 
     @classmethod

@@ -43,6 +43,7 @@ import libcst as cst
 
 from codemods._annotated_metadata import (
     DEPENDENCY_MARKERS,
+    MARKER_NEEDLES,
     MARKERS,
     annotation_metadata,
     describe,
@@ -63,17 +64,7 @@ class IgnoredAnnotatedMetadata(FileRule):
         "metadata"
     )
     FIX = "none"
-    NEEDLES = (
-        b"Depends",
-        b"Security",
-        b"Query",
-        b"Path",
-        b"Header",
-        b"Cookie",
-        b"Body",
-        b"Form",
-        b"File",
-    )
+    NEEDLES = MARKER_NEEDLES
     FASTAPI_ONLY = True
 
     @classmethod
