@@ -18,7 +18,8 @@ from pathlib import Path
 from depfix.io import SourceError, decode_source
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
-_BLOCK_CHARACTERS = 20_000  # a changed block larger than this is mapped line by line
+_BLOCK_CHARACTERS = 200_000  # a changed block larger than this is mapped line by line
+_ALIKE = 0.5  # a changed line less alike than this to every line it may replace was written anew
 
 
 def _lines(data: bytes) -> list[str]:
@@ -44,29 +45,30 @@ class DiskPositions:
         offset = max(column - 1, 0)
         # the last block starting at or before the line holds it (a deleted block, empty in the
         # rewritten text, comes before the block that starts where it does)
-        tag, i1, i2, j1, j2 = self.opcodes[max(bisect_right(self.starts, index) - 1, 0)]
+        tag, i1, _, j1, j2 = self.opcodes[max(bisect_right(self.starts, index) - 1, 0)]
         if tag == "equal":
             return self._clamped(j1 + index - i1, offset)
         if j1 == j2:  # lines the run inserted: where they were inserted
             return self._clamped(j1, 0)
-        new_block = self.new[i1:i2]
+        # a changed line: the most alike line of the block it replaces (a parameter moved past
+        # an inserted `*` is still the same parameter), then the same text in that line
+        new_line = self.new[index]
         old_block = self.old[j1:j2]
-        if sum(map(len, new_block)) + sum(map(len, old_block)) > _BLOCK_CHARACTERS:
+        if len(old_block) * (len(new_line) + 1) > _BLOCK_CHARACTERS:
             return self._clamped(min(j1 + index - i1, j2 - 1), offset)
-        # characters of the block, its lines joined: the same offset in text both versions have
-        start = sum(len(text) + 1 for text in new_block[: index - i1])
-        mapped = _map_offset(
-            "\n".join(new_block),
-            "\n".join(old_block),
-            start + min(offset, len(new_block[index - i1])),
-        )
-        line_index = j1
-        for text in old_block:
-            if mapped <= len(text):
-                break
-            mapped -= len(text) + 1
-            line_index += 1
-        return self._clamped(min(line_index, j2 - 1), mapped)
+        beside = min(j1 + index - i1, j2 - 1)  # the line at the same place in the block
+        matcher = SequenceMatcher(None, new_line, "", autojunk=False)
+        best, best_ratio = beside, 0.0
+        for number, old_line in enumerate(old_block, start=j1):
+            matcher.set_seq2(old_line)
+            ratio = matcher.ratio()
+            if ratio > best_ratio:
+                best, best_ratio = number, ratio
+        if best_ratio < _ALIKE:  # a line the run wrote: where it stands
+            return self._clamped(beside, 0)
+        matcher.set_seq2(self.old[best])
+        mapped = _map_offset(matcher, min(offset, len(new_line)), len(self.old[best]))
+        return self._clamped(best, mapped)
 
     def _clamped(self, index: int, offset: int) -> tuple[int, int]:
         index = min(max(index, 0), len(self.old) - 1)
@@ -82,8 +84,9 @@ class DiskPositions:
         return (*start, *end)
 
 
-def _map_offset(new: str, old: str, offset: int) -> int:
-    for tag, i1, i2, j1, _ in SequenceMatcher(None, new, old, autojunk=False).get_opcodes():
+def _map_offset(matcher: SequenceMatcher[str], offset: int, end: int) -> int:
+    """Where the character at `offset` of the matcher's first text is in its second (`end` long)."""
+    for tag, i1, i2, j1, _ in matcher.get_opcodes():
         if i1 <= offset < i2:
             return j1 + offset - i1 if tag == "equal" else j1
-    return len(old)
+    return end
