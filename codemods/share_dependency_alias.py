@@ -37,7 +37,8 @@ sites whose arguments differ (`use_cache`, `scope`, `max_concurrency`, `scopes`)
 each `Depends` object carries its own settings. Names: `<Type>Dep` when the type is a class
 (`SessionDep`, `UserDep`), else `<Provider>Dep` from the provider without its `get_` prefix
 (`get_current_username` -> `CurrentUsernameDep`); the provider form also settles two groups that want
-the same name. A name bound in the host or in any module that will import the alias is never used.
+the same name. A name bound in the host or in any module that will import the alias is never used;
+two modules that share no alias may each define their own `SessionDep`.
 
 Placement, where a person would put it: right after the provider's definition when that adds no import
 between project modules (every module that uses the alias already imports the provider's module at its
@@ -159,7 +160,7 @@ def _names(key: Key) -> list[str]:
     if type_short[:1].isupper() and not key.type_name.startswith("builtins."):
         candidates.append(f"{type_short}Dep")
     candidates.append(provider_name)
-    return [name for name in candidates if name.isidentifier()]
+    return [name for name in dict.fromkeys(candidates) if name.isidentifier()]
 
 
 def _options_are_literal(options: str) -> bool:
@@ -232,16 +233,23 @@ def plan(index: ProjectIndex, settings: Settings) -> Plan:
             and index.fastapi_role((ref.module, ref.fact.function)) is not None
         ):
             result.sites.setdefault(key, []).append(ref)
-    taken_by_group: dict[str, Key] = {}
+    # an alias name is bound in its host and in every module that imports it: the modules each
+    # name is already spoken for in by an alias (existing or planned), so that no module gets two
+    used: dict[str, set[str]] = {}
+    for key, alias in result.existing.items():
+        used.setdefault(alias.name, set()).update(
+            {alias.module, *(ref.module for ref in result.sites.get(key, []))}
+        )
     wanted = sorted(
         (
             key
             for key, sites in result.sites.items()
             if key not in result.existing and len(sites) >= settings.alias_min_uses
         ),
-        key=lambda key: (-len(result.sites[key]), key),
+        # a group with fewer names to choose from chooses first (`get_session` has only
+        # `SessionDep`; `get_other_session` can fall back to `OtherSessionDep`)
+        key=lambda key: (len(_names(key)), -len(result.sites[key]), key),
     )
-    existing_names = {alias.name for alias in result.existing.values()}
     hosts: dict[str, _Host] = {}
     for key in wanted:
         sites = sorted(
@@ -298,13 +306,12 @@ def plan(index: ProjectIndex, settings: Settings) -> Plan:
         taken = set(host_facts.bindings) if host_facts else set()
         for module in modules:
             taken |= set(index.modules[module].bindings)
+        spoken_for = {host[0], *modules}
         name = next(
             (
                 candidate
                 for candidate in _names(key)
-                if candidate not in taken
-                and candidate not in taken_by_group
-                and candidate not in existing_names
+                if candidate not in taken and not used.get(candidate, set()) & spoken_for
             ),
             None,
         )
@@ -312,7 +319,7 @@ def plan(index: ProjectIndex, settings: Settings) -> Plan:
             tried = ", ".join(f"`{candidate}`" for candidate in _names(key))
             result.refused.append((key, f"every name it could take ({tried}) is already used"))
             continue
-        taken_by_group[name] = key
+        used.setdefault(name, set()).update(spoken_for)
         assert type_resolved is not None
         result.new.append(NewAlias(key, name, host[0], host[1], sites, provider, type_resolved))
     index.memo["DF007"] = result

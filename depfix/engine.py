@@ -44,6 +44,7 @@ from depfix.modules import (
     module_names_at,
     split_scopes,
 )
+from depfix.positions import DiskPositions
 from depfix.prefilter import IDENTIFIER, matters
 from depfix.replay import RACY_NS
 from depfix.rules import SAFE, Changeset, FileContext, FileRule, Finding, Rule, RuleInfo, Span
@@ -1147,8 +1148,15 @@ def _run_found(
         touched: set[str] = set()
         if planners and not (verifying and project.index is planned):
             planned = project.index
+            on_disk = _OnDisk(data, dict(project.overlay))  # what the planning reads
             touched, pending = _plan_projects(
-                planners, project, options, result, round_number, take=not verifying
+                planners,
+                project,
+                options,
+                result,
+                round_number,
+                take=not verifying,
+                on_disk=on_disk,
             )
             project.refresh(touched, result)
             target_paths.extend(
@@ -1163,6 +1171,7 @@ def _run_found(
                 checked = [path for path in checked if path in changed]
             # only files some rule can act on are processed (and keyed, and sent to the workers)
             busy = [p for p in checked if _needs_rules(p, project, data, options)]
+            on_disk = _OnDisk(data, dict(project.overlay))  # what the file rules read
             keys: dict[str, str] = {}
             if cache is not None or options.apply_fixes:  # `_left` compares them
                 keys = _outcome_keys(busy, project.index, loader, options, project.overlay)
@@ -1201,11 +1210,11 @@ def _run_found(
             if round_number == 0:
                 # a file this run creates has no place in the original tree to report at
                 result.diagnostics.extend(
-                    d for d in outcome.diagnostics if d.path not in project.created
+                    on_disk(d) for d in outcome.diagnostics if d.path not in project.created
                 )
                 result.errors.extend(outcome.errors)
             else:  # a later round reports only what it fixed (the rest was reported already)
-                later.extend(outcome.diagnostics)
+                later.extend(on_disk(d) for d in outcome.diagnostics)
                 result.errors.extend(e for e in outcome.errors if e not in result.errors)
             originals.setdefault(outcome.path, outcome.original)
             if outcome.new_data is not None:
@@ -1579,13 +1588,16 @@ def _plan_projects(
     result: RunResult,
     round_number: int,
     take: bool = True,
+    on_disk: Optional[Callable[[Diagnostic], Diagnostic]] = None,
 ) -> tuple[set[str], list[Diagnostic]]:
     """Run the project planning of rules and apply their changesets to the overlay.
 
     A changeset is taken whole or not at all: one that touches a file an earlier changeset of this
     round touched, or a path outside the project, is reported without being applied. Later rounds
     report only the changesets they apply. Returns the files changed and what was found and not
-    applied (all of it when `take` is false: a planning that only reports).
+    applied (all of it when `take` is false: a planning that only reports). What it reports goes
+    through `on_disk` (to the files as they are on disk); what it returns keeps the positions of
+    the text it read.
     """
     sources = _SourceView(project.by_path, project.overlay, project)
     touched: set[str] = set()
@@ -1641,11 +1653,37 @@ def _plan_projects(
                 pending.append(diagnostic)
                 if round_number:
                     continue
+            shown = on_disk(diagnostic) if on_disk is not None else diagnostic
             if round_number:
-                _report_later_fixes(result, [diagnostic], project.created)
+                _report_later_fixes(result, [shown], project.created)
             else:
-                result.diagnostics.append(diagnostic)
+                result.diagnostics.append(shown)
     return touched, pending
+
+
+class _OnDisk:
+    """A diagnostic of a text the run rewrote, at the same place in the file on disk (`check`
+    reports about the files as they are; only `apply`'s list of what is left is about its result)."""
+
+    def __init__(self, original: Mapping[str, bytes], texts: Mapping[str, bytes]) -> None:
+        self.original = original
+        self.texts = texts  # the rewritten texts the diagnostics were found in, by path
+        self.maps: dict[str, DiskPositions] = {}
+
+    def __call__(self, diagnostic: Diagnostic) -> Diagnostic:
+        path = diagnostic.path
+        text = self.texts.get(path)
+        original = self.original.get(path)
+        if text is None or original is None or text == original:
+            return diagnostic
+        if path not in self.maps:
+            self.maps[path] = DiskPositions(text, original)
+        line, column, end_line, end_column = self.maps[path].span(
+            diagnostic.line, diagnostic.column, diagnostic.end_line, diagnostic.end_column
+        )
+        return dataclasses.replace(
+            diagnostic, line=line, column=column, end_line=end_line, end_column=end_column
+        )
 
 
 class _SourceView(dict):  # type: ignore[type-arg]
