@@ -29,7 +29,6 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 from depfix.cache import Cache, digest
 from depfix.codegen import code, positions
 from depfix.config import Settings, consulted_files, with_project_facts
-from depfix.roots import ROOT_MARKERS
 from depfix.discovery import Discovery, discover
 from depfix.facts import FileFacts, extract_facts, fingerprint, parse_source
 from depfix.imports import add_from_import, module_code, remove_imports_made_unused
@@ -47,6 +46,7 @@ from depfix.modules import (
 from depfix.positions import DiskPositions
 from depfix.prefilter import IDENTIFIER, matters
 from depfix.replay import RACY_NS
+from depfix.roots import ROOT_MARKERS
 from depfix.rules import SAFE, Changeset, FileContext, FileRule, Finding, Rule, RuleInfo, Span
 from depfix.suppress import NEEDLE as SUPPRESS_NEEDLE
 from depfix.suppress import parse_suppressions
