@@ -233,8 +233,8 @@ def _newer_python_syntax(data: bytes) -> bool:
     """Whether libcst, which knows newer grammars than this interpreter, accepts the file."""
     try:
         cst.parse_module(data)
-    except (Exception, RecursionError, MemoryError):
-        # a syntax error, or one of libcst's own (`CSTLogicError` for t-strings concatenated)
+    except Exception:  # a syntax error, recursion or memory, or one of libcst's own
+        # (`CSTLogicError` for t-strings concatenated)
         return False
     return True
 
@@ -571,10 +571,11 @@ def _newer_than_target(
     """A fix that wrote syntax the project's declared Python cannot parse, when the file's own code
     could (only grammars up to this Python's are known here; no rule is meant to do it)."""
     target = settings.target_version
+    # the fix's text first: it almost always parses, and then the file's own need not be parsed
     if (
         target >= sys.version_info[:2]
-        or not _parses_for(before, target)
         or _parses_for(after, target)
+        or not _parses_for(before, target)
     ):
         return None
     version = ".".join(map(str, target))
