@@ -1122,8 +1122,7 @@ def _run_found(
     result.errors.extend(loader.check_syntax(unchecked))
     for path, problem in sorted(loader.errors.items()):
         (result.errors if path in target_set else result.unindexed).append(problem)
-    project = _Project(found.project, found.root, cwd, jobs, loader.facts, index)
-    project.layout = layout
+    project = _Project(found.project, layout, cwd, jobs, loader.facts, index)
     project.lazy = loader.source
     project.loader = loader
     project.given = [Path(os.path.abspath(cwd / path)) for path in paths]
@@ -1521,15 +1520,14 @@ class _Project:
     def __init__(
         self,
         files: Sequence[Path],
-        root: Path,
+        layout: Layout,
         cwd: Path,
         jobs: list[_Job],
         facts: dict[str, FileFacts],
         index: ProjectIndex,
     ) -> None:
         self.files = list(files)
-        self.root = root
-        self.layout = Layout(str(root))
+        self.layout = layout
         """Where module names start from (the run's, from discovery)."""
         self.cwd = cwd
         self.jobs = jobs
