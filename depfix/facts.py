@@ -738,12 +738,10 @@ class _Extractor(ast.NodeVisitor):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             parsed = _parse_string_expression(node.value)
             return self.type_alias(parsed, line, statement) if parsed is not None else None
-        if isinstance(node, ast.Call) and len(node.args) >= 2:
-            func = self.value(node.func)
-            if isinstance(func, Name) and func.qname in TYPE_ALIAS_TYPES:
-                return self.type_alias(node.args[1], line, statement=True)
         if isinstance(node, ast.Call):
             func = self.value(node.func)
+            if len(node.args) >= 2 and isinstance(func, Name) and func.qname in TYPE_ALIAS_TYPES:
+                return self.type_alias(node.args[1], line, statement=True)
             if isinstance(func, Name) and func.qname in CONSTRAINED_TYPES:
                 call = self.metadata_fact(node)
                 return TypeAliasFact(line, "constrained", func, (call,), statement)
@@ -997,6 +995,7 @@ class _Extractor(ast.NodeVisitor):
             )
         line, column = self.start(node)
         end_line, end_column = self.end(node)
+        original_options = self.original_options(node)
         self.facts.dependency_refs.append(
             DependencyRefFact(
                 marker=marker,
@@ -1016,8 +1015,8 @@ class _Extractor(ast.NodeVisitor):
                 annotated_size=annotated_size,
                 simple_type=simple_type,
                 alias_name=alias_name,
-                options=self.original_options(node) or _options(node),
-                options_source=self.original_options(node) or self.options_source(node),
+                options=original_options or _options(node),
+                options_source=original_options or self.options_source(node),
             )
         )
         if isinstance(target_node, ast.Call):

@@ -91,6 +91,10 @@ def lowest_in_specifier(text: str) -> Optional[Release]:
         specifiers = SpecifierSet(text)
     except InvalidSpecifier:
         return lowest_in_poetry_constraint(text)
+    return _lowest_in(specifiers)
+
+
+def _lowest_in(specifiers: SpecifierSet) -> Optional[Release]:
     return _highest(
         _release(specifier.version) if specifier.operator in _LOWER_OPERATORS else None
         for specifier in specifiers
@@ -151,10 +155,7 @@ def requirement_bound(requirement: str, names: frozenset[str]) -> tuple[bool, Op
     parsed = parse_requirement(requirement)
     if parsed is None or canonicalize_name(parsed.name) not in names:
         return False, None
-    return True, _highest(
-        _release(specifier.version) if specifier.operator in _LOWER_OPERATORS else None
-        for specifier in parsed.specifier
-    )
+    return True, _lowest_in(parsed.specifier)
 
 
 Declaration = tuple[str, Optional[Release]]
