@@ -24,7 +24,13 @@ from typing import Optional, Union
 
 import libcst as cst
 
-from depfix.facts import CONSTRAINED_TYPES, FileFacts, MetadataFact, TypeAliasFact
+from depfix.facts import (
+    ANNOTATED_NAMES,
+    CONSTRAINED_TYPES,
+    FileFacts,
+    MetadataFact,
+    TypeAliasFact,
+)
 from depfix.imports import STDLIB, dotted
 from depfix.index import (
     ALWAYS_EXTERNAL,
@@ -44,15 +50,11 @@ MARKERS = {f"{module}.{name}": name for module in MARKER_MODULES for name in MAR
 MARKER_NEEDLES = tuple(name.encode() for name in MARKER_NAMES)
 """What a file must contain for a rule about marker parameters to look at it (`FileRule.NEEDLES`)."""
 DEPENDENCY_MARKERS = frozenset({"Depends", "Security"})
-ANNOTATED_NAMES = frozenset({"typing.Annotated", "typing_extensions.Annotated"})
 INERT = frozenset({"typing.Doc", "typing_extensions.Doc", "annotated_doc.Doc"})
 """Metadata neither FastAPI nor pydantic acts on (besides literals)."""
 PLAIN_PACKAGES = frozenset({"typing_extensions", "fastapi", "starlette"})
 """Packages (besides the standard library) whose public names are no `Annotated` aliases."""
-UNREADABLE = frozenset(
-    {"typing.Annotated", "typing_extensions.Annotated", "typing.TypeAliasType"}
-    | {"typing_extensions.TypeAliasType"}
-)
+UNREADABLE = ANNOTATED_NAMES | {"typing.TypeAliasType", "typing_extensions.TypeAliasType"}
 PYDANTIC_ALIASES = {
     **{name: "Strict(strict=True)" for name in ("StrictBool", "StrictBytes", "StrictFloat")},
     "StrictInt": "Strict(strict=True)",
