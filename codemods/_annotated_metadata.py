@@ -20,7 +20,7 @@ from __future__ import annotations
 import ast
 import builtins
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Optional, Union, cast
 
 import libcst as cst
 
@@ -136,12 +136,27 @@ def describe(items: list[Metadata]) -> str:
 
 
 def annotation_metadata(rule: FileRule, annotation: cst.BaseExpression) -> AnnotationMetadata:
-    """What `annotation` (a parameter's) carries besides its type, as FastAPI sees it."""
-    result = AnnotationMetadata()
+    """What `annotation` (a parameter's) carries besides its type, as FastAPI sees it.
+
+    Computed once per annotation text and file for an index (DF017 and DF006 ask about the same
+    parameters, and a file's parameters often share annotations); callers must not change it.
+    """
     version = rule.context.settings.fastapi_version
     pydantic2 = version is not None and version >= PYDANTIC2_FASTAPI
-    walker = _Walker(rule.index, rule.context.facts, result, pydantic2)
-    walker.node(annotation, "", top=True, depth=0)
+    facts = rule.context.facts
+    by_path = cast(
+        dict[str, tuple[FileFacts, dict[tuple[str, bool], AnnotationMetadata]]],
+        rule.index.memo.setdefault("annotation_metadata", {}),
+    )
+    cached = by_path.get(rule.context.path)
+    if cached is None or cached[0] is not facts:
+        cached = by_path[rule.context.path] = (facts, {})
+    key = (source_of(annotation), pydantic2)
+    result = cached[1].get(key)
+    if result is None:
+        result = AnnotationMetadata()
+        _Walker(rule.index, facts, result, pydantic2).node(annotation, "", top=True, depth=0)
+        cached[1][key] = result
     return result
 
 
