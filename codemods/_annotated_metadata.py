@@ -20,11 +20,17 @@ from __future__ import annotations
 import ast
 import builtins
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Optional, Union, cast
 
 import libcst as cst
 
-from depfix.facts import CONSTRAINED_TYPES, FileFacts, MetadataFact, TypeAliasFact
+from depfix.facts import (
+    ANNOTATED_NAMES,
+    CONSTRAINED_TYPES,
+    FileFacts,
+    MetadataFact,
+    TypeAliasFact,
+)
 from depfix.imports import STDLIB, dotted
 from depfix.index import (
     ALWAYS_EXTERNAL,
@@ -44,15 +50,11 @@ MARKERS = {f"{module}.{name}": name for module in MARKER_MODULES for name in MAR
 MARKER_NEEDLES = tuple(name.encode() for name in MARKER_NAMES)
 """What a file must contain for a rule about marker parameters to look at it (`FileRule.NEEDLES`)."""
 DEPENDENCY_MARKERS = frozenset({"Depends", "Security"})
-ANNOTATED_NAMES = frozenset({"typing.Annotated", "typing_extensions.Annotated"})
 INERT = frozenset({"typing.Doc", "typing_extensions.Doc", "annotated_doc.Doc"})
 """Metadata neither FastAPI nor pydantic acts on (besides literals)."""
 PLAIN_PACKAGES = frozenset({"typing_extensions", "fastapi", "starlette"})
 """Packages (besides the standard library) whose public names are no `Annotated` aliases."""
-UNREADABLE = frozenset(
-    {"typing.Annotated", "typing_extensions.Annotated", "typing.TypeAliasType"}
-    | {"typing_extensions.TypeAliasType"}
-)
+UNREADABLE = ANNOTATED_NAMES | {"typing.TypeAliasType", "typing_extensions.TypeAliasType"}
 PYDANTIC_ALIASES = {
     **{name: "Strict(strict=True)" for name in ("StrictBool", "StrictBytes", "StrictFloat")},
     "StrictInt": "Strict(strict=True)",
@@ -134,12 +136,27 @@ def describe(items: list[Metadata]) -> str:
 
 
 def annotation_metadata(rule: FileRule, annotation: cst.BaseExpression) -> AnnotationMetadata:
-    """What `annotation` (a parameter's) carries besides its type, as FastAPI sees it."""
-    result = AnnotationMetadata()
+    """What `annotation` (a parameter's) carries besides its type, as FastAPI sees it.
+
+    Computed once per annotation text and file for an index (DF017 and DF006 ask about the same
+    parameters, and a file's parameters often share annotations); callers must not change it.
+    """
     version = rule.context.settings.fastapi_version
     pydantic2 = version is not None and version >= PYDANTIC2_FASTAPI
-    walker = _Walker(rule.index, rule.context.facts, result, pydantic2)
-    walker.node(annotation, "", top=True, depth=0)
+    facts = rule.context.facts
+    by_path = cast(
+        dict[str, tuple[FileFacts, dict[tuple[str, bool], AnnotationMetadata]]],
+        rule.index.memo.setdefault("annotation_metadata", {}),
+    )
+    cached = by_path.get(rule.context.path)
+    if cached is None or cached[0] is not facts:
+        cached = by_path[rule.context.path] = (facts, {})
+    key = (source_of(annotation), pydantic2)
+    result = cached[1].get(key)
+    if result is None:
+        result = AnnotationMetadata()
+        _Walker(rule.index, facts, result, pydantic2).node(annotation, "", top=True, depth=0)
+        cached[1][key] = result
     return result
 
 

@@ -74,7 +74,12 @@ from typing import Optional, Union
 import libcst as cst
 from libcst.metadata import BuiltinScope, GlobalScope, Scope, ScopeProvider
 
-from codemods._annotated_metadata import MARKER_NEEDLES, annotation_metadata, describe
+from codemods._annotated_metadata import (
+    MARKER_MODULES,
+    MARKER_NEEDLES,
+    annotation_metadata,
+    describe,
+)
 from codemods._signatures import (
     AnnotatedName,
     annotated_name,
@@ -84,18 +89,16 @@ from codemods._signatures import (
     plan_signature,
 )
 from depfix.config import Settings
-from depfix.facts import FileFacts, FunctionFact, ParamFact
+from depfix.facts import ANNOTATED_NAMES, FileFacts, FunctionFact, ParamFact
 from depfix.index import Class, External, Function, ProjectIndex, Resolved, qualified_name
 from depfix.rules import SAFE, UNSAFE, FileRule, has_comment, register, source_of
 
-MARKER_MODULES = ("fastapi", "fastapi.params", "fastapi.param_functions")
 DEPENDENCY_MARKERS = frozenset(f"{m}.{n}" for m in MARKER_MODULES for n in ("Depends", "Security"))
 VALUE_MARKERS = frozenset(
     f"{m}.{n}"
     for m in MARKER_MODULES
     for n in ("Query", "Path", "Header", "Cookie", "Body", "Form", "File")
 )
-ANNOTATED_NAMES = frozenset({"typing.Annotated", "typing_extensions.Annotated"})
 _COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
 
 
