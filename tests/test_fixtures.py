@@ -22,6 +22,7 @@ import pytest
 
 from depfix.cli import main
 from depfix.facts import parse_source
+from depfix.gate_audit import audit
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -120,6 +121,20 @@ def test_fixture_case(
 
     _run("apply", arguments, capsys)
     assert output() == result, "a second run changed the output"
+
+
+@pytest.mark.parametrize("case", _cases(), ids=lambda case: f"{case.parent.name}/{case.name}")
+def test_gates_turn_away_no_finding(
+    case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rule's `wants` never keeps it from a file it reports in, in any round (see gate_audit)."""
+    tree = tmp_path / "project"
+    _prepare(case, tree)
+    monkeypatch.chdir(tree)
+    with audit() as found:
+        _run("check", [*_arguments(case), "--no-cache", "-j", "1"], capsys)
+        _run("apply", [*_arguments(case), "--unsafe", "--no-cache", "-j", "1"], capsys)
+    assert found.misses == []
 
 
 def test_every_rule_has_fixture_cases() -> None:
