@@ -324,6 +324,58 @@ def generate(root: Path, files: int, seed: int) -> None:
         os.utime(path, (past, past))
 
 
+CYCLE_ROUTER = '''"""Router {i}: a ring of {size} routers that import each other's dependencies."""
+from fastapi import APIRouter, Depends, Header, HTTPException
+
+from app.api.cycles.c{next} import LIMIT_{next}, get_user_{next}
+
+LIMIT_{i} = {limit}
+router = APIRouter(prefix="/c{i}")
+
+
+def get_user_{i}(x_user: str = Header(...)) -> dict:
+    if len(x_user) > LIMIT_{next}:
+        raise HTTPException(status_code=400)
+    return {{"name": x_user}}
+
+
+@router.get("/items/{{item_id}}")
+def read_item_{i}(item_id: int, user: dict = Depends(get_user_{next})) -> dict:
+    return {{"id": item_id, "user": user["name"]}}
+'''
+
+
+def generate_cycles(root: Path, modules: int, seed: int) -> None:
+    """A tree where `modules` routers sit in import cycles (rings of 2 to 6) that fail at import."""
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text('[project]\nname = "cycles"\nversion = "0"\n')
+    package = root / "app/api/cycles"
+    package.mkdir(parents=True, exist_ok=True)
+    for folder in (root / "app", root / "app/api", package):
+        (folder / "__init__.py").write_text("")
+    start = 0
+    while start < modules:
+        size = min(rng.randint(2, 6), modules - start)
+        for offset in range(size):
+            i = start + offset
+            text = CYCLE_ROUTER.format(
+                i=i, next=start + (offset + 1) % size, size=size, limit=rng.randint(8, 64)
+            )
+            (package / f"c{i}.py").write_text(text)
+        start += size
+    imports = "\n".join(
+        f"from app.api.cycles.c{i} import router as router{i}" for i in range(modules)
+    )
+    includes = "\n".join(f"app.include_router(router{i})" for i in range(modules))
+    (root / "app/main.py").write_text(
+        f"from fastapi import FastAPI\n{imports}\n\napp = FastAPI()\n{includes}\n"
+    )
+    past = time.time() - 3600
+    for path in root.rglob("*.py"):
+        os.utime(path, (past, past))
+
+
 def count(root: Path) -> tuple[int, int]:
     python = list(root.rglob("*.py"))
     touching = sum(1 for p in python if b"fastapi" in p.read_bytes())

@@ -23,11 +23,11 @@ from depfix.gate_audit import audit
 
 
 def _quietly(argv: list[str]) -> None:
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        try:
-            cli_main(argv)
-        except SystemExit:
-            pass
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+        stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
+        stack.enter_context(contextlib.suppress(SystemExit))
+        cli_main(argv)
 
 
 def main() -> int:

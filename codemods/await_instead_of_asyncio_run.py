@@ -62,7 +62,7 @@ class AwaitInsteadOfAsyncioRun(FileRule):
         return None
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        function = self.index.function_at(self.context.path, self.span(node).line)
+        function = self.index.function_at(self.context.path, self.def_line(node))
         if (
             function is None
             or self.index.fastapi_role((function.module, function.qualname)) is None

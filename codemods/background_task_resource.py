@@ -55,7 +55,7 @@ class BackgroundTaskResource(FileRule):
         return bool(facts.dependency_refs)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        function = self.index.function_at(self.context.path, self.span(node).line)
+        function = self.index.function_at(self.context.path, self.def_line(node))
         if (
             function is None
             or self.index.fastapi_role((function.module, function.qualname)) is None

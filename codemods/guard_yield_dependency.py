@@ -74,7 +74,7 @@ class GuardYieldDependency(FileRule):
         return has_dependency(facts, index, generator=True)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        function = self.index.function_at(self.context.path, self.span(node).line)
+        function = self.index.function_at(self.context.path, self.def_line(node))
         if function is None or not function.is_generator:
             return
         if self.index.fastapi_role((function.module, function.qualname)) != "dependency":

@@ -82,7 +82,7 @@ class IgnoredAnnotatedMetadata(FileRule):
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         if annotated_unsupported(self.context.settings):
             return
-        function = self.index.function_at(self.context.path, self.span(node).line)
+        function = self.index.function_at(self.context.path, self.def_line(node))
         if (
             function is None
             or self.index.fastapi_role((function.module, function.qualname)) is None

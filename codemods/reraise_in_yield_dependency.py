@@ -65,7 +65,7 @@ class ReraiseInYieldDependency(FileRule):
         self.dependencies: list[str] = []
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        function = self.index.function_at(self.context.path, self.span(node).line)
+        function = self.index.function_at(self.context.path, self.def_line(node))
         is_dependency = (
             function is not None
             and function.is_generator

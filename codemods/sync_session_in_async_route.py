@@ -76,7 +76,7 @@ class SyncSessionInAsyncRoute(FileRule):
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         if node.asynchronous is None:
             return
-        function = self.index.function_at(self.context.path, self.span(node).line)
+        function = self.index.function_at(self.context.path, self.def_line(node))
         if (
             function is None
             or self.index.fastapi_role((function.module, function.qualname)) is None

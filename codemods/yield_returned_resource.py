@@ -67,7 +67,7 @@ class YieldReturnedResource(FileRule):
         return has_dependency(facts, index, generator=False)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        function = self.index.function_at(self.context.path, self.span(node).line)
+        function = self.index.function_at(self.context.path, self.def_line(node))
         if function is None or function.is_generator:
             return
         if self.index.fastapi_role((function.module, function.qualname)) != "dependency":

@@ -395,6 +395,7 @@ def _run_rules(
     module: cst.Module, rules: Sequence[type[FileRule]], context: FileContext
 ) -> list[Finding]:
     wrapper = _wrap(module)
+    context.module = wrapper.module
     visit_batched(wrapper, [rule(context) for rule in rules])
     return list(context.findings)
 

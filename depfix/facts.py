@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import builtins
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Union, cast
@@ -225,6 +226,8 @@ class FileFacts:
     type_aliases: dict[str, TypeAliasFact] = field(default_factory=dict)
     steps: tuple[Step, ...] = ()
     """What the top level does when the module runs, in order (`depfix.import_order`)."""
+    def_lines: tuple[int, ...] = ()
+    """The line of every `def` and `async def` of the file, in source order (`FileRule.def_line`)."""
 
 
 def parse_source(path: str, data: bytes) -> tuple[str, ast.Module]:
@@ -1117,12 +1120,31 @@ def extract_facts(
     """Everything the index needs from one parsed module."""
     facts = FileFacts(path=path, module=module, is_package=is_package)
     _Extractor(facts, text).visit(tree)
+    facts.def_lines = tuple(_def_lines(tree.body))
     facts.steps = top_level_steps(
         tree,
         lambda level, target: resolve_relative(module, is_package, level, target),
         getattr(text, "type_alias_lines", frozenset()),
     )
     return facts
+
+
+_STATEMENT_LISTS = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def _def_lines(statements: list[Any]) -> Iterator[int]:
+    """The `def` lines in a statement list and the lists nested in it, in source order.
+
+    Functions are statements, so they are only in statement lists, whose fields hold them in source
+    order (a decorated function's line is its `def`'s, as libcst positions the node).
+    """
+    for statement in statements:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield statement.lineno
+        for name in _STATEMENT_LISTS:
+            nested = getattr(statement, name, None)
+            if nested:
+                yield from _def_lines(nested)
 
 
 def is_literal(value: Value) -> bool:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import libcst as cst
 
@@ -33,7 +33,12 @@ class GateAudit:
 
 
 def _findings(
-    rule: type[FileRule], data: bytes, path: str, facts: FileFacts, index: ProjectIndex, options: engine.RunOptions
+    rule: type[FileRule],
+    data: bytes,
+    path: str,
+    facts: FileFacts,
+    index: ProjectIndex,
+    options: engine.RunOptions,
 ) -> int:
     try:
         module = cst.parse_module(data)
@@ -68,8 +73,8 @@ def audit(count: bool = False) -> Iterator[GateAudit]:
                     result.misses.append((rule.CODE, facts.path, found))
         return chosen
 
-    engine._file_rules_for = audited  # type: ignore[assignment]
+    engine._file_rules_for = audited
     try:
         yield result
     finally:
-        engine._file_rules_for = original  # type: ignore[assignment]
+        engine._file_rules_for = original

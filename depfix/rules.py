@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Optional
 
@@ -76,6 +76,9 @@ class FileContext:
     index: ProjectIndex
     settings: Settings
     findings: list[Finding] = field(default_factory=list)
+    module: Optional[cst.Module] = None
+    """The tree the rules visit (set by the engine): `FileRule.def_line` numbers its functions."""
+    _def_lines: Optional[dict[int, int]] = None
 
 
 class RuleInfo:
@@ -164,6 +167,25 @@ class FileRule(RuleInfo, cst.BatchableCSTVisitor):
             return self.index.resolve_qualified(f"{facts.module}.{name}")
         return self.index.resolve_qualified(f"builtins.{name}")
 
+    def def_line(self, node: cst.FunctionDef) -> int:
+        """The line of a function's `def` keyword, as `span(node).line` gives it.
+
+        Without libcst positions, which cost a code generation of the whole file: the n-th function
+        of the tree is the n-th `def` line of the file's facts. Where the counts disagree (a tree that
+        is not the facts' text), the positions answer.
+        """
+        context = self.context
+        if context._def_lines is None:
+            nodes = list(_functions(context.module)) if context.module is not None else []
+            lines = context.facts.def_lines
+            context._def_lines = (
+                {id(function): line for function, line in zip(nodes, lines)}
+                if len(nodes) == len(lines)
+                else {}
+            )
+        line = context._def_lines.get(id(node))
+        return line if line is not None else self.span(node).line
+
     def span(self, node: cst.CSTNode) -> Span:
         position = self.get_metadata(PositionProvider, node)
         return Span(
@@ -205,6 +227,26 @@ class FileRule(RuleInfo, cst.BatchableCSTVisitor):
                 imports,
             )
         )
+
+
+_SUITES: tuple[type[cst.CSTNode], ...] = (
+    cst.BaseSuite,
+    cst.BaseStatement,
+    cst.ExceptHandler,
+    cst.ExceptStarHandler,
+    cst.Else,
+    cst.Finally,
+    cst.MatchCase,
+)
+
+
+def _functions(node: cst.CSTNode) -> Iterator[cst.FunctionDef]:
+    """Every function definition under `node`, in source order, looking only through statements."""
+    for child in node.children:
+        if isinstance(child, cst.FunctionDef):
+            yield child
+        if isinstance(child, _SUITES):
+            yield from _functions(child)
 
 
 @dataclass(frozen=True)
