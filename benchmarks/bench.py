@@ -16,9 +16,14 @@ temporary directory from a seed, then runs as subprocesses, in this order and on
 
 It prints wall time, CPU time (user and system, workers included) and peak RSS (the largest process of
 the run), all from `wait4`, for each, and the ratio of wall times to ruff. `--scaling 1000,3000,7000`
-adds a table of cold runs for trees of those sizes.
+adds a table of cold runs for trees of those sizes. `--cycles 300` and `--trees DIR ...` add a table
+of cold runs (medians of `--repeat` interleaved runs of ruff and depfix) on a synthetic tree of 300
+routers in import cycles (rings of 2 to 6 routers importing each other's dependencies at the top:
+the shape DF008 plans for) and on real trees. `--profile DIR` prints where a cold check's time goes
+on DIR, by phase (one process, one job, under cProfile).
 
-Usage: python benchmarks/bench.py [--files 7000] [--scaling 1000,3000,7000] [--seed 1] [--keep]
+Usage: python benchmarks/bench.py [--files 7000] [--scaling 1000,3000,7000] [--seed 1] [--keep DIR]
+       [--cycles 300] [--trees DIR ...] [--repeat 3] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import os
 import random
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -469,14 +475,100 @@ def scaling(sizes: list[int], seed: int, keep: Optional[Path]) -> None:
             )
 
 
+def cold_rows(trees: list[tuple[str, Path]], repeat: int) -> None:
+    """Cold `check --no-cache` next to ruff's cold run on each tree: medians of interleaved runs."""
+    ruff, depfix = _tool("ruff"), _tool("depfix")
+    print(
+        f"\n{'tree':28} {'files':>6} {'FastAPI':>8} {'ruff s':>7} {'depfix s':>9} {'CPU s':>7}"
+        f" {'peak MB':>8} {'x ruff':>7}"
+    )
+    for label, root in trees:
+        files, touching = count(root)
+        ruffs: list[Timing] = []
+        depfixes: list[Timing] = []
+        for _ in range(repeat):
+            ruffs.append(_run("ruff", [ruff, "check", "--no-cache", "--select", "FAST", "."], root))
+            depfixes.append(_run("depfix", [depfix, "check", "--quiet", "--no-cache", "."], root))
+        r = statistics.median(t.seconds for t in ruffs)
+        d = statistics.median(t.seconds for t in depfixes)
+        cpu = statistics.median(t.cpu for t in depfixes)
+        peak = max(t.peak_mb for t in depfixes)
+        print(
+            f"{label[:28]:28} {files:6} {touching:8} {r:7.2f} {d:9.2f} {cpu:7.2f} {peak:8.0f}"
+            f" {d / r:7.1f}"
+        )
+
+
+PHASES = (
+    ("facts (ast)", "depfix/engine.py", "_extract"),
+    ("index", "depfix/engine.py", "_lazy_index"),
+    ("project planning (DF008, DF007)", "depfix/engine.py", "_plan_projects"),
+    ("file rules", "depfix/engine.py", "process_file"),
+    ("  libcst parse", "libcst/_parser/entrypoints.py", "parse_module"),
+    ("  rule traversal", "depfix/engine.py", "_run_rules"),
+    ("    libcst positions", "depfix/codegen.py", "positions"),
+    ("  code generation", "depfix/imports.py", "module_code"),
+)
+
+
+def profile(root: Path) -> None:
+    """Where a cold check's time goes, by phase: one process, one job, under cProfile."""
+    import cProfile
+    import contextlib
+    import io
+    import pstats
+
+    from depfix.cli import main as cli_main
+
+    profiler = cProfile.Profile()
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+            stack.enter_context(contextlib.suppress(SystemExit))
+            profiler.enable()
+            cli_main(["check", "--quiet", "--no-cache", "-j", "1", "."])
+        profiler.disable()
+    finally:
+        os.chdir(cwd)
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    total = sum(timing[2] for timing in stats.values())
+    print(f"\nprofile of a cold check, one job ({root}): {total:.2f} s under cProfile")
+    for label, file, function in PHASES:
+        seconds = sum(
+            timing[3]
+            for (filename, _, name), timing in stats.items()
+            if filename.endswith(file) and name == function
+        )
+        print(f"{label:34} {seconds:7.2f} s {100 * seconds / total:5.1f} %")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=7000)
     parser.add_argument("--scaling", default="", help="comma-separated sizes, e.g. 1000,3000,7000")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="write the tree here and keep it")
+    parser.add_argument(
+        "--cycles", type=int, default=0, help="add a tree of this many routers in import cycles"
+    )
+    parser.add_argument(
+        "--trees", type=Path, nargs="*", default=[], help="real trees to add to the cold table"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="runs per tree in the cold table")
+    parser.add_argument("--profile", type=Path, help="print the phase profile of this tree")
     arguments = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    if arguments.cycles or arguments.trees:
+        with tempfile.TemporaryDirectory(prefix="depfix-bench-cycles-") as directory:
+            trees = [(tree.name, tree) for tree in arguments.trees]
+            if arguments.cycles:
+                generate_cycles(Path(directory), arguments.cycles, arguments.seed)
+                trees.insert(0, (f"synthetic, {arguments.cycles} in cycles", Path(directory)))
+            cold_rows(trees, arguments.repeat)
+    if arguments.profile:
+        profile(arguments.profile)
     if arguments.files:
         with tempfile.TemporaryDirectory(prefix="depfix-bench-") as directory:
             root = arguments.keep or Path(directory)
