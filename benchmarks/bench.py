@@ -513,8 +513,8 @@ PHASES = (
 
 def profile(root: Path) -> None:
     """Where a cold check's time goes, by phase: one process, one job, under cProfile."""
-    import cProfile
     import contextlib
+    import cProfile
     import io
     import pstats
 
