@@ -28,8 +28,8 @@ from depfix.roots import CACHE_DIRECTORY
 from depfix.signing import sign, signing_key, verified
 
 DIRECTORY = CACHE_DIRECTORY
-FILE = "cache-v5.pickle"
-RUN_FILE = "run-v5.pickle"
+FILE = "cache-v6.pickle"
+RUN_FILE = "run-v6.pickle"
 """The whole last result, apart: a run where nothing changed reads only this small file."""
 SEPARATE = {"run": RUN_FILE}
 SALT = f"depfix {__version__} python {sys.version}".encode()
