@@ -510,7 +510,9 @@ def process_file(
         keep = index.names_imported_from(facts.module)  # other files' imports: unchanged
         if keep is not None:
             keep |= frozenset(facts.all_names or ())
-            module = remove_imports_made_unused(original, module, keep)
+            # the original tree's code is the text it was parsed from
+            text = data.decode(original.encoding, "surrogateescape")
+            module = remove_imports_made_unused(original, module, keep, text)
     if module is not original:
         new_data = module_code(module).encode(module.encoding)
         problem = _unparsable(path, new_data)

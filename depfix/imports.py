@@ -304,14 +304,14 @@ def _import_bindings(module: cst.Module) -> set[str]:
     return names
 
 
-def _uses(module: cst.Module, names: set[str]) -> dict[str, int]:
+def _uses(module: cst.Module, names: set[str], text: Optional[str] = None) -> dict[str, int]:
     """How often each name appears as a word outside top-level import statements.
 
     Text, not scope analysis: a name in a string, a comment or after a dot counts as a use, so the
-    count can only err towards keeping an import.
+    count can only err towards keeping an import. `text`: the module's code, when known.
     """
     counts = dict.fromkeys(names, 0)
-    for word in _WORD.findall(module_code(module)):
+    for word in _WORD.findall(module_code(module) if text is None else text):
         if word in counts:
             counts[word] += 1
     for statement in module.body:  # the module's code is its statements' codes joined
@@ -338,19 +338,23 @@ def module_code(module: cst.Module) -> str:
 
 
 def remove_imports_made_unused(
-    before: cst.Module, after: cst.Module, keep: frozenset[str]
+    before: cst.Module,
+    after: cst.Module,
+    keep: frozenset[str],
+    before_text: Optional[str] = None,
 ) -> cst.Module:
     """Drop top-level imports that `before` used and `after` no longer uses.
 
     Imports that were unused already are left alone (they may be re-exports), and so are the names
-    in `keep` (imported from this module elsewhere, or listed in `__all__`).
+    in `keep` (imported from this module elsewhere, or listed in `__all__`). `before_text`: the
+    code of `before` when the caller has it (the file as read), which spares generating it.
     """
     imported = _import_bindings(after) - keep
     used_after = _uses(after, imported)
     candidates = {name for name, count in used_after.items() if count == 0}
     if not candidates:
         return after
-    used_before = _uses(before, candidates)
+    used_before = _uses(before, candidates, before_text)
     unused = {name for name in candidates if used_before[name] > 0}
     if not unused:
         return after

@@ -14,9 +14,11 @@ import re
 from bisect import bisect_right
 from difflib import SequenceMatcher
 from pathlib import Path
+from typing import Optional
 
 from depfix.io import SourceError, decode_source
 
+_Opcodes = list[tuple[str, int, int, int, int]]
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 _BLOCK_CHARACTERS = 200_000  # a changed block larger than this is mapped line by line
 _ALIKE = 0.5  # a changed line less alike than this to every line it may replace was written anew
@@ -39,6 +41,8 @@ class DiskPositions:
         matcher = SequenceMatcher(None, self.new, self.old, autojunk=False)
         self.opcodes = matcher.get_opcodes()
         self.starts = [opcode[1] for opcode in self.opcodes]
+        self._alike: dict[int, tuple[int, Optional[_Opcodes]]] = {}
+        """Per changed line of the rewritten text: its most alike line on disk (`_most_alike`)."""
 
     def point(self, line: int, column: int) -> tuple[int, int]:
         index = min(max(line, 1), len(self.new)) - 1
@@ -57,18 +61,38 @@ class DiskPositions:
         if len(old_block) * (len(new_line) + 1) > _BLOCK_CHARACTERS:
             return self._clamped(min(j1 + index - i1, j2 - 1), offset)
         beside = min(j1 + index - i1, j2 - 1)  # the line at the same place in the block
+        found = self._alike.get(index)
+        if found is None:
+            found = self._alike[index] = self._most_alike(new_line, j1, old_block, beside)
+        best, opcodes = found
+        if opcodes is None:  # a line the run wrote: where it stands
+            return self._clamped(beside, 0)
+        mapped = _map_offset(opcodes, min(offset, len(new_line)), len(self.old[best]))
+        return self._clamped(best, mapped)
+
+    @staticmethod
+    def _most_alike(
+        new_line: str, first: int, old_block: list[str], beside: int
+    ) -> tuple[int, Optional[_Opcodes]]:
+        """The line of the block most alike `new_line` (the first of equals) and the opcodes from
+        one to the other; no opcodes when no line is alike enough.
+
+        A line whose quick upper bounds of the ratio cannot beat the best so far is not compared
+        in full (`difflib.get_close_matches` does the same): the answer is the full comparison's.
+        """
         matcher = SequenceMatcher(None, new_line, "", autojunk=False)
         best, best_ratio = beside, 0.0
-        for number, old_line in enumerate(old_block, start=j1):
+        for number, old_line in enumerate(old_block, start=first):
             matcher.set_seq2(old_line)
+            if matcher.real_quick_ratio() <= best_ratio or matcher.quick_ratio() <= best_ratio:
+                continue
             ratio = matcher.ratio()
             if ratio > best_ratio:
                 best, best_ratio = number, ratio
-        if best_ratio < _ALIKE:  # a line the run wrote: where it stands
-            return self._clamped(beside, 0)
-        matcher.set_seq2(self.old[best])
-        mapped = _map_offset(matcher, min(offset, len(new_line)), len(self.old[best]))
-        return self._clamped(best, mapped)
+        if best_ratio < _ALIKE:
+            return best, None
+        matcher.set_seq2(old_block[best - first])
+        return best, list(matcher.get_opcodes())
 
     def _clamped(self, index: int, offset: int) -> tuple[int, int]:
         index = min(max(index, 0), len(self.old) - 1)
@@ -84,9 +108,9 @@ class DiskPositions:
         return (*start, *end)
 
 
-def _map_offset(matcher: SequenceMatcher[str], offset: int, end: int) -> int:
-    """Where the character at `offset` of the matcher's first text is in its second (`end` long)."""
-    for tag, i1, i2, j1, _ in matcher.get_opcodes():
+def _map_offset(opcodes: _Opcodes, offset: int, end: int) -> int:
+    """Where the character at `offset` of one text is in another (`end` long), by their opcodes."""
+    for tag, i1, i2, j1, _ in opcodes:
         if i1 <= offset < i2:
             return j1 + offset - i1 if tag == "equal" else j1
     return end
