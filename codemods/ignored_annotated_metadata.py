@@ -47,12 +47,37 @@ from codemods._annotated_metadata import (
     MARKERS,
     annotation_metadata,
     describe,
+    fact_metadata,
+    module_level_names,
 )
 from codemods._signatures import annotated_unsupported
 from depfix.config import Settings
-from depfix.facts import FileFacts
+from depfix.facts import FileFacts, FunctionFact, ParamFact
 from depfix.index import ProjectIndex, qualified_name
 from depfix.rules import FileRule, register
+
+
+def _may_report(
+    index: ProjectIndex, facts: FileFacts, function: FunctionFact, param: ParamFact
+) -> bool:
+    """Whether `check` may report on a parameter with a call as its default, from the facts.
+
+    A function nested in a class or function is always checked: its default and annotation may
+    name what that scope binds, and `check` reads module-level names only.
+    """
+    if "." in function.qualname:
+        return True
+    markers = {
+        MARKERS.get(qualified_name(index.resolve(name)) or "")
+        for name in module_level_names(facts, param.default_call)
+    }
+    markers.discard(None)
+    if not markers:
+        return False
+    found = fact_metadata(index, facts, param)
+    if found.markers:
+        return True
+    return bool(found.applied) and not markers <= DEPENDENCY_MARKERS
 
 
 @register
@@ -69,10 +94,14 @@ class IgnoredAnnotatedMetadata(FileRule):
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
+        """Mirrors `visit_FunctionDef` and `check`: a route or dependency has an annotated parameter
+        with a marker default whose annotation carries what `check` reports."""
         return any(
-            param.default_call is not None and param.annotation is not None
+            _may_report(index, facts, function, param)
             for function in (*facts.functions.values(), *facts.shadowed_functions)
+            if index.fastapi_role((function.module, function.qualname)) is not None
             for param in function.params
+            if param.default_call is not None and param.annotation is not None
         )
 
     @classmethod
