@@ -161,14 +161,21 @@ def annotation_metadata(rule: FileRule, annotation: cst.BaseExpression) -> Annot
     return result
 
 
-def fact_metadata(index: ProjectIndex, facts: FileFacts, param: ParamFact) -> AnnotationMetadata:
+def fact_metadata(
+    index: ProjectIndex, facts: FileFacts, param: ParamFact
+) -> Optional[AnnotationMetadata]:
     """What a parameter's annotation carries, read from a module-level function's facts (no libcst).
 
     The metadata `annotation_metadata` finds, or more: pydantic 2's aliases count whatever the
     project's FastAPI, and a subscript's origin is read as a name (DF017's gate). The names are the
     ones the facts resolved where the function is defined; the annotation of a function nested in a
     class or function may name what that scope binds, which `annotation_metadata` does not read.
+    None when the annotation is an `Annotated[...]` the facts did not look through (`Annotated`
+    imported from a project module, or bound later): what it carries is not known.
     """
+    for name in module_level_names(facts, param.annotation):
+        if qualified_name(index.resolve(name)) in UNREADABLE:
+            return None
     result = AnnotationMetadata()
     walker = _Walker(index, facts, result, pydantic2=True)
     for item in param.annotated_metadata:

@@ -75,7 +75,7 @@ def _may_report(
     if not markers:
         return False
     found = fact_metadata(index, facts, param)
-    if found.markers:
+    if found is None or found.markers:
         return True
     return bool(found.applied) and not markers <= DEPENDENCY_MARKERS
 

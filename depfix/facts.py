@@ -398,11 +398,7 @@ class _Extractor(ast.NodeVisitor):
     def annotated_metadata(
         self, node: ast.expr, in_string: bool = False
     ) -> tuple[MetadataFact, ...]:
-        """The metadata of the `Annotated[...]`s `annotation` looks through, in source order.
-
-        An `Annotated[X]` without metadata (a `TypeError` when it runs) gives an element of unknown
-        value: `annotation` stops at it, so what X carries is not known.
-        """
+        """The metadata of the `Annotated[...]`s `annotation` looks through, in source order."""
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             parsed = _parse_string_expression(node.value)
             return self.annotated_metadata(parsed, True) if parsed is not None else ()
@@ -413,7 +409,7 @@ class _Extractor(ast.NodeVisitor):
             return ()
         inner = node.slice
         if not (isinstance(inner, ast.Tuple) and inner.elts):
-            return (MetadataFact(ast.unparse(inner), UNKNOWN),)
+            return ()
         extra = tuple(self.metadata_fact(element, in_string) for element in inner.elts[1:])
         return self.annotated_metadata(inner.elts[0], in_string) + extra
 
