@@ -168,8 +168,8 @@ def fact_metadata(
 
     The metadata `annotation_metadata` finds, or more: pydantic 2's aliases count whatever the
     project's FastAPI, and a subscript's origin is read as a name (DF017's gate). The names are the
-    ones the facts resolved where the function is defined; the annotation of a function nested in a
-    class or function may name what that scope binds, which `annotation_metadata` does not read.
+    ones the facts resolved where the function is defined, what `annotation_metadata` reads unless
+    they name what an enclosing class or function binds (see `ParamFact.module_view`).
     None when the annotation is an `Annotated[...]` the facts did not look through (`Annotated`
     imported from a project module, or bound later): what it carries is not known.
     """

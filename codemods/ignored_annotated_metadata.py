@@ -52,21 +52,18 @@ from codemods._annotated_metadata import (
 )
 from codemods._signatures import annotated_unsupported
 from depfix.config import Settings
-from depfix.facts import FileFacts, FunctionFact, ParamFact
+from depfix.facts import FileFacts, ParamFact
 from depfix.index import ProjectIndex, qualified_name
 from depfix.rules import FileRule, register
 
 
-def _may_report(
-    index: ProjectIndex, facts: FileFacts, function: FunctionFact, param: ParamFact
-) -> bool:
+def _may_report(index: ProjectIndex, facts: FileFacts, param: ParamFact) -> bool:
     """Whether `check` may report on a parameter with a call as its default, from the facts.
 
-    A function nested in a class or function is always checked: its default and annotation may
-    name what that scope binds, and `check` reads module-level names only.
+    `check` reads module-level names, also in a function nested in a class or function whose
+    bindings the facts followed (`ParamFact.module_view`).
     """
-    if "." in function.qualname:
-        return True
+    param = param.module_view or param
     markers = {
         MARKERS.get(qualified_name(index.resolve(name)) or "")
         for name in module_level_names(facts, param.default_call)
@@ -97,7 +94,7 @@ class IgnoredAnnotatedMetadata(FileRule):
         """Mirrors `visit_FunctionDef` and `check`: a route or dependency has an annotated parameter
         with a marker default whose annotation carries what `check` reports."""
         return any(
-            _may_report(index, facts, function, param)
+            _may_report(index, facts, param)
             for function in (*facts.functions.values(), *facts.shadowed_functions)
             if index.fastapi_role((function.module, function.qualname)) is not None
             for param in function.params

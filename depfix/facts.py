@@ -93,6 +93,10 @@ class ParamFact:
     """With a call as the default only: the elements after the type of the `Annotated[...]` the
     annotation is (nested ones and string annotations followed, as `annotation` follows them), which
     the `annotation` value drops (DF017's gate)."""
+    module_view: Optional[ParamFact] = None
+    """With a call as the default, in a function nested in a class or function whose bindings change
+    what the annotation or the default's callee name: the parameter as module-level names read it
+    (what DF017 checks)."""
 
 
 @dataclass(frozen=True)
@@ -413,6 +417,24 @@ class _Extractor(ast.NodeVisitor):
         extra = tuple(self.metadata_fact(element, in_string) for element in inner.elts[1:])
         return self.annotated_metadata(inner.elts[0], in_string) + extra
 
+    def module_view(
+        self, name: str, kind: str, annotation: ast.expr, default: ast.Call
+    ) -> ParamFact:
+        """A parameter with a call as its default, its names looked up in the module's scope only."""
+        scopes, self.scopes = self.scopes, self.scopes[:1]
+        try:
+            return ParamFact(
+                name,
+                kind,
+                self.annotation(annotation),
+                True,
+                False,
+                self.value(default.func),
+                self.annotated_metadata(annotation),
+            )
+        finally:
+            self.scopes = scopes
+
     def options_source(self, node: ast.Call) -> str:
         """A marker call's arguments other than the dependency, as the file writes them."""
         parts = []
@@ -613,11 +635,26 @@ class _Extractor(ast.NodeVisitor):
                 injected = self.visit_default(default, qualname, arg.arg, annotation) or injected
             default_call = self.value(default.func) if isinstance(default, ast.Call) else None
             metadata: tuple[MetadataFact, ...] = ()
-            if default_call is not None and arg.annotation is not None:
+            module_view = None
+            if isinstance(default, ast.Call) and arg.annotation is not None:
                 metadata = self.annotated_metadata(arg.annotation)
+                if len(self.scopes) > 1:
+                    module_view = self.module_view(arg.arg, kind, arg.annotation, default)
+                    if (module_view.annotation, module_view.default_call) == (
+                        annotation,
+                        default_call,
+                    ) and module_view.annotated_metadata == metadata:
+                        module_view = None
             params.append(
                 ParamFact(
-                    arg.arg, kind, annotation, default is not None, injected, default_call, metadata
+                    arg.arg,
+                    kind,
+                    annotation,
+                    default is not None,
+                    injected,
+                    default_call,
+                    metadata,
+                    module_view,
                 )
             )
         return tuple(params)
