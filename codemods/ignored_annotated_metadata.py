@@ -93,13 +93,17 @@ class IgnoredAnnotatedMetadata(FileRule):
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
         """Mirrors `visit_FunctionDef` and `check`: a route or dependency has an annotated parameter
         with a marker default whose annotation carries what `check` reports."""
-        return any(
-            _may_report(index, facts, param)
-            for function in (*facts.functions.values(), *facts.shadowed_functions)
-            if index.fastapi_role((function.module, function.qualname)) is not None
-            for param in function.params
-            if param.default_call is not None and param.annotation is not None
-        )
+        for function in (*facts.functions.values(), *facts.shadowed_functions):
+            params = [
+                param
+                for param in function.params
+                if param.default_call is not None and param.annotation is not None
+            ]
+            if not params or index.fastapi_role((function.module, function.qualname)) is None:
+                continue
+            if any(_may_report(index, facts, param) for param in params):
+                return True
+        return False
 
     @classmethod
     def inactive(cls, settings: Settings) -> Optional[str]:
