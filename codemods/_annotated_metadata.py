@@ -29,6 +29,7 @@ from depfix.facts import (
     CONSTRAINED_TYPES,
     FileFacts,
     MetadataFact,
+    ParamFact,
     TypeAliasFact,
 )
 from depfix.imports import STDLIB, dotted
@@ -42,7 +43,7 @@ from depfix.index import (
     qualified_name,
 )
 from depfix.rules import FileRule, source_of
-from depfix.values import Name, Value
+from depfix.values import Call, Name, Value
 
 MARKER_MODULES = ("fastapi", "fastapi.params", "fastapi.param_functions")
 MARKER_NAMES = ("Depends", "Security", "Query", "Path", "Header", "Cookie", "Body", "Form", "File")
@@ -158,6 +159,50 @@ def annotation_metadata(rule: FileRule, annotation: cst.BaseExpression) -> Annot
         _Walker(rule.index, facts, result, pydantic2).node(annotation, "", top=True, depth=0)
         cached[1][key] = result
     return result
+
+
+def fact_metadata(
+    index: ProjectIndex, facts: FileFacts, param: ParamFact
+) -> Optional[AnnotationMetadata]:
+    """What a parameter's annotation carries, read from a module-level function's facts (no libcst).
+
+    The metadata `annotation_metadata` finds, or more: pydantic 2's aliases count whatever the
+    project's FastAPI, and a subscript's origin is read as a name (DF017's gate). The names are the
+    ones the facts resolved where the function is defined, what `annotation_metadata` reads unless
+    they name what an enclosing class or function binds (see `ParamFact.module_view`).
+    None when the annotation is an `Annotated[...]` the facts did not look through (`Annotated`
+    imported from a project module, or bound later): what it carries is not known.
+    """
+    for name in module_level_names(facts, param.annotation):
+        if qualified_name(index.resolve(name)) in UNREADABLE:
+            return None
+    result = AnnotationMetadata()
+    walker = _Walker(index, facts, result, pydantic2=True)
+    for item in param.annotated_metadata:
+        result.metadata.append(walker.alias_metadata(item, ""))
+    top = not param.annotated_metadata  # a type inside `Annotated[...]` is not the whole annotation
+    value = param.annotation
+    if isinstance(value, Call):  # `conint(gt=0)`
+        function = qualified_name(index.resolve(value.func))
+        walker.constrained(f"{function}(...)", "", function)
+    for name in module_level_names(facts, value):
+        walker.qualified(name.qname, name.qname.rsplit(".", 1)[-1], top, depth=0)
+    return result
+
+
+def module_level_names(facts: FileFacts, value: Optional[Value]) -> list[Name]:
+    """The names a module-level function's annotation or default may refer to (`FileRule.
+    resolve_expression` reads them): the name the facts resolved, and for a builtin's name the
+    module's own binding of it, made after the function's definition."""
+    if not isinstance(value, Name):
+        return []
+    names = [value]
+    if value.qname.startswith("builtins."):
+        rest = value.qname[len("builtins.") :]
+        head = rest.split(".")[0]
+        if head in facts.bindings or head in facts.functions or head in facts.classes:
+            names.append(Name(f"{facts.module}.{rest}"))
+    return names
 
 
 def _is_literal(text: str) -> bool:

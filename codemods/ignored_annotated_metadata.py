@@ -47,12 +47,34 @@ from codemods._annotated_metadata import (
     MARKERS,
     annotation_metadata,
     describe,
+    fact_metadata,
+    module_level_names,
 )
 from codemods._signatures import annotated_unsupported
 from depfix.config import Settings
-from depfix.facts import FileFacts
+from depfix.facts import FileFacts, ParamFact
 from depfix.index import ProjectIndex, qualified_name
 from depfix.rules import FileRule, register
+
+
+def _may_report(index: ProjectIndex, facts: FileFacts, param: ParamFact) -> bool:
+    """Whether `check` may report on a parameter with a call as its default, from the facts.
+
+    `check` reads module-level names, also in a function nested in a class or function whose
+    bindings the facts followed (`ParamFact.module_view`).
+    """
+    param = param.module_view or param
+    markers = {
+        MARKERS.get(qualified_name(index.resolve(name)) or "")
+        for name in module_level_names(facts, param.default_call)
+    }
+    markers.discard(None)
+    if not markers:
+        return False
+    found = fact_metadata(index, facts, param)
+    if found is None or found.markers:
+        return True
+    return bool(found.applied) and not markers <= DEPENDENCY_MARKERS
 
 
 @register
@@ -69,11 +91,19 @@ class IgnoredAnnotatedMetadata(FileRule):
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
-        return any(
-            param.default_call is not None and param.annotation is not None
-            for function in (*facts.functions.values(), *facts.shadowed_functions)
-            for param in function.params
-        )
+        """Mirrors `visit_FunctionDef` and `check`: a route or dependency has an annotated parameter
+        with a marker default whose annotation carries what `check` reports."""
+        for function in (*facts.functions.values(), *facts.shadowed_functions):
+            params = [
+                param
+                for param in function.params
+                if param.default_call is not None and param.annotation is not None
+            ]
+            if not params or index.fastapi_role((function.module, function.qualname)) is None:
+                continue
+            if any(_may_report(index, facts, param) for param in params):
+                return True
+        return False
 
     @classmethod
     def inactive(cls, settings: Settings) -> Optional[str]:

@@ -36,12 +36,34 @@ instances of classes with an unknown base, a `__new__`, a metaclass or a decorat
 
 from __future__ import annotations
 
+from typing import Optional
+
 import libcst as cst
 
 from codemods._callables import NON_CALLABLE_CLASSES, class_is_callable
 from depfix.facts import FileFacts
-from depfix.index import Class, External, Instance, ProjectIndex
+from depfix.index import Class, DependencyRef, External, Instance, ProjectIndex
 from depfix.rules import FileRule, register
+
+
+def _non_callable_name(index: ProjectIndex, ref: DependencyRef) -> Optional[str]:
+    """The class of the non-callable instance a reference injects (what DF012 reports), else None."""
+    if ref.fact.target is None or ref.fact.in_string:
+        return None
+    target = ref.target
+    if ref.fact.target_is_call:  # `Depends(Pager(10))`: the argument is an instance made here
+        if not isinstance(target, (Class, External)):
+            return None  # a function's result: DF005's question
+        target = Instance(target)
+    if not isinstance(target, Instance):
+        return None
+    if isinstance(target.of, Class):
+        if class_is_callable(index, target.of) is not False:
+            return None
+        return target.of.fact.qualname
+    if isinstance(target.of, External) and target.of.qname in NON_CALLABLE_CLASSES:
+        return target.of.qname.rsplit(".", 1)[-1]
+    return None
 
 
 @register
@@ -55,29 +77,22 @@ class NonCallableDependency(FileRule):
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
-        return bool(facts.dependency_refs)
+        """Mirrors `visit_Call`: a verified reference of the file injects a non-callable instance."""
+        for fact in facts.dependency_refs:
+            ref = index.dependency_ref_at(facts.path, fact.line, fact.column)
+            if ref is not None and _non_callable_name(index, ref) is not None:
+                return True
+        return False
 
     def visit_Call(self, node: cst.Call) -> None:
         span = self.span(node)
         ref = self.index.dependency_ref_at(self.context.path, span.line, span.column)
-        if ref is None or ref.fact.target is None or ref.fact.in_string:
+        if ref is None:
             return
-        target = ref.target
+        name = _non_callable_name(self.index, ref)
+        if name is None:
+            return
         inline = ref.fact.target_is_call
-        if inline:  # `Depends(Pager(10))`: the argument is an instance made here
-            if not isinstance(target, (Class, External)):
-                return  # a function's result: DF005's question
-            target = Instance(target)
-        if not isinstance(target, Instance):
-            return
-        if isinstance(target.of, Class):
-            if class_is_callable(self.index, target.of) is not False:
-                return
-            name = target.of.fact.qualname
-        elif isinstance(target.of, External) and target.of.qname in NON_CALLABLE_CLASSES:
-            name = target.of.qname.rsplit(".", 1)[-1]
-        else:
-            return
         article = "an" if name[:1].lower() in "aeiou" else "a"
         if inline:
             self.report(

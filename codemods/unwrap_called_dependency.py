@@ -188,7 +188,14 @@ class UnwrapCalledDependency(FileRule):
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
-        return any(ref.target_is_call for ref in facts.dependency_refs)
+        """Mirrors `visit_Call`: a verified `Depends(f())` whose result `classify` knows not callable."""
+        for fact in facts.dependency_refs:
+            if not fact.target_is_call or fact.in_string:
+                continue
+            ref = index.dependency_ref_at(facts.path, fact.line, fact.column)
+            if ref is not None and classify(index, ref.target) is not None:
+                return True
+        return False
 
     def visit_Call(self, node: cst.Call) -> None:
         span = self.span(node)

@@ -90,6 +90,14 @@ class ParamFact:
     has_default: bool
     injected: bool  # has a Depends/Security default or an Annotated[..., Depends()] annotation
     default_call: Optional[Value] = None  # for a default `Query(...)`: what `Query` names
+    annotated_metadata: tuple[MetadataFact, ...] = ()
+    """With a call as the default only: the elements after the type of the `Annotated[...]` the
+    annotation is (nested ones and string annotations followed, as `annotation` follows them), which
+    the `annotation` value drops (DF017's gate)."""
+    module_view: Optional[ParamFact] = None
+    """With a call as the default, in a function nested in a class or function whose bindings change
+    what the annotation or the default's callee name: the parameter as module-level names read it
+    (what DF017 checks)."""
 
 
 @dataclass(frozen=True)
@@ -394,6 +402,42 @@ class _Extractor(ast.NodeVisitor):
             return Name("builtins.None")
         return self.value(node)
 
+    def annotated_metadata(
+        self, node: ast.expr, in_string: bool = False
+    ) -> tuple[MetadataFact, ...]:
+        """The metadata of the `Annotated[...]`s `annotation` looks through, in source order."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            parsed = _parse_string_expression(node.value)
+            return self.annotated_metadata(parsed, True) if parsed is not None else ()
+        if not isinstance(node, ast.Subscript):
+            return ()
+        base = self.value(node.value)
+        if not (isinstance(base, Name) and base.qname in ANNOTATED_NAMES):
+            return ()
+        inner = node.slice
+        if not (isinstance(inner, ast.Tuple) and inner.elts):
+            return ()
+        extra = tuple(self.metadata_fact(element, in_string) for element in inner.elts[1:])
+        return self.annotated_metadata(inner.elts[0], in_string) + extra
+
+    def module_view(
+        self, name: str, kind: str, annotation: ast.expr, default: ast.Call
+    ) -> ParamFact:
+        """A parameter with a call as its default, its names looked up in the module's scope only."""
+        scopes, self.scopes = self.scopes, self.scopes[:1]
+        try:
+            return ParamFact(
+                name,
+                kind,
+                self.annotation(annotation),
+                True,
+                False,
+                self.value(default.func),
+                self.annotated_metadata(annotation),
+            )
+        finally:
+            self.scopes = scopes
+
     def options_source(self, node: ast.Call) -> str:
         """A marker call's arguments other than the dependency, as the file writes them."""
         parts = []
@@ -593,8 +637,28 @@ class _Extractor(ast.NodeVisitor):
             if default is not None:
                 injected = self.visit_default(default, qualname, arg.arg, annotation) or injected
             default_call = self.value(default.func) if isinstance(default, ast.Call) else None
+            metadata: tuple[MetadataFact, ...] = ()
+            module_view = None
+            if isinstance(default, ast.Call) and arg.annotation is not None:
+                metadata = self.annotated_metadata(arg.annotation)
+                if len(self.scopes) > 1:
+                    module_view = self.module_view(arg.arg, kind, arg.annotation, default)
+                    if (module_view.annotation, module_view.default_call) == (
+                        annotation,
+                        default_call,
+                    ) and module_view.annotated_metadata == metadata:
+                        module_view = None
             params.append(
-                ParamFact(arg.arg, kind, annotation, default is not None, injected, default_call)
+                ParamFact(
+                    arg.arg,
+                    kind,
+                    annotation,
+                    default is not None,
+                    injected,
+                    default_call,
+                    metadata,
+                    module_view,
+                )
             )
         return tuple(params)
 
@@ -777,8 +841,8 @@ class _Extractor(ast.NodeVisitor):
             return TypeAliasFact(line, "name", self.value(node), (), statement)
         return None
 
-    def metadata_fact(self, node: ast.expr) -> MetadataFact:
-        text = ast.get_source_segment(self.text, node)
+    def metadata_fact(self, node: ast.expr, in_string: bool = False) -> MetadataFact:
+        text = None if in_string else ast.get_source_segment(self.text, node)
         if text is None or "\n" in text or "#" in text:
             text = ast.unparse(node)
         try:
