@@ -292,6 +292,26 @@ SNIPPETS = {
         class Model: ...
         class Out: ...
     """,
+    "string_annotation_edges": """
+        from typing import Annotated, Literal, List, Optional, cast, TypeVar
+        import typing
+        from fastapi import Query, APIRouter
+        router = APIRouter()
+        limit = 3
+        def f(
+            q: Annotated[str, Query(description="router")] = None,
+            r: "Optional[List['limit']]" = None,
+            s: Literal["limit", Optional["limit"]] = 1,
+            u: "limit; limit" = 2,
+            v: "f() = 1" = 3,
+            w: "  limit" = 4,
+        ): ...
+        x = typing.cast("limit", 1)
+        y = cast(typ="limit", val=2)
+        T = TypeVar(limit, bound="router")
+        z = Optional["router.x"]
+        class C(typing.Generic["limit"]): ...
+    """,
     "typing_names_bound_later": """
         x: List["Early"] = []
         from typing import List
@@ -354,6 +374,9 @@ FALLBACK_SNIPPETS = {
         match command:
             case [x, y]:
                 pass
+    """,
+    "statement_in_annotation": """
+        def f(a: "x = 1"): ...
     """,
     "fstring_in_annotation": """
         def f(a: "Model" f"{x}"): ...
