@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import builtins
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Optional, Union, cast
 
@@ -965,11 +966,20 @@ def _scope_is_definition_time_ast(scope: _Scope) -> bool:
     return True
 
 
+_CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
+
+
 def _analyse_ast(module: str, is_package: bool, data: bytes) -> ModuleAnalysis:
     """`analyse` from the standard library's ast; raises `_Unsupported` where it does not mirror
     libcst's scope analysis (and SyntaxError where ast cannot parse the module)."""
     if data.startswith(b"\xef\xbb\xbf") or b"\r" in data.replace(b"\r\n", b""):
         raise _Unsupported("byte order mark or old Mac line ends")
+    cookie = _CODING.search(b"\n".join(data.split(b"\n", 2)[:2]))
+    if cookie is not None and cookie.group(1).lower().replace(b"_", b"-") not in (
+        b"utf-8",
+        b"utf8",
+    ):
+        raise _Unsupported("not UTF-8")  # ast's columns would not be offsets in these bytes
     try:
         data.decode("utf-8")
         tree = ast.parse(data)

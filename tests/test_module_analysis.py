@@ -413,6 +413,11 @@ def test_statements_and_tree_are_parsed_lazily() -> None:
     assert [s.node for s in analysis.statements] == list(analysis.tree.body)
 
 
+def test_other_encodings_fall_back() -> None:
+    data = "# -*- coding: latin-1 -*-\nname = 'café'; other = name\n".encode("latin-1")
+    assert _differences(data) is None
+
+
 def test_analyse_source_falls_back_for_syntax_ast_rejects() -> None:
     with pytest.raises(cst.ParserSyntaxError):
         analyse_source("app.broken", False, b"def f(:\n")
