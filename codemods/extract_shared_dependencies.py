@@ -346,6 +346,16 @@ class _Planner:
         except (cst.ParserSyntaxError, RecursionError, ValueError) as error:
             raise Refusal(f"libcst cannot parse {path}: {error}") from None
 
+    def _node(
+        self, module: str, position: int
+    ) -> Union[cst.SimpleStatementLine, cst.BaseCompoundStatement]:
+        """A top-level statement's libcst node (an analysis parses its module only when asked)."""
+        try:
+            return self.analysis(module).statements[position].node
+        except (cst.ParserSyntaxError, RecursionError, ValueError) as error:
+            path = self.index.modules[module].path
+            raise Refusal(f"libcst cannot parse {path}: {error}") from None
+
     def _tree(self, path: str) -> cst.Module:
         try:
             return cst.parse_module(self.sources[path])
@@ -383,7 +393,8 @@ class _Planner:
                 raise Refusal(f"{name} is rebound in {facts.path}")
             position = analysis.definitions[name][0]
             statement = analysis.statements[position]
-            self._check_movable(module, name, statement.node, facts)
+            node = self._node(module, position)
+            self._check_movable(module, name, node, facts)
             if statement.dunders:
                 raise Refusal(
                     f"{name} in {facts.path} uses {sorted(statement.dunders)[0]}, whose value would change"
@@ -402,7 +413,7 @@ class _Planner:
                     # an `if TYPE_CHECKING:` import becomes a real one: FastAPI evaluates the
                     # annotations of the moved dependencies when the app starts
                     self._needs_import(
-                        analysis, analysis.imports[used], queue, (module, position), statement.node
+                        analysis, analysis.imports[used], queue, (module, position), node
                     )
         if "annotations" in self._futures():
             self.move.future.add("annotations")
@@ -872,7 +883,7 @@ class _Planner:
             done.add(ready[0])
         statements = []
         for key in ordered:
-            node = self.analysis(key[0]).statements[key[1]].node
+            node = self._node(key[0], key[1])
             modules = self.move.unqualify.get(key)
             if modules:
                 node = cst.ensure_type(node.visit(Unqualify(modules)), type(node))
