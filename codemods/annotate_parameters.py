@@ -193,11 +193,21 @@ class AnnotateParameters(FileRule):
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
-        return any(
-            param.default_call is not None
-            for function in (*facts.functions.values(), *facts.shadowed_functions)
-            for param in function.params
-        )
+        """Mirrors `visit_FunctionDef` and `convert`: a parameter of a route or dependency whose
+        default is a call of `Depends`, `Query`... (resolved through the index)."""
+        for function in (*facts.functions.values(), *facts.shadowed_functions):
+            calls = [
+                param.default_call for param in function.params if param.default_call is not None
+            ]
+            if not calls or index.fastapi_role((function.module, function.qualname)) is None:
+                continue
+            for call in calls:
+                resolved = index.resolve(call)
+                if isinstance(resolved, External) and (
+                    resolved.qname in DEPENDENCY_MARKERS or resolved.qname in VALUE_MARKERS
+                ):
+                    return True
+        return False
 
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)

@@ -44,10 +44,12 @@ from typing import Optional
 import libcst as cst
 
 from codemods._resources import (
+    ENGINES,
+    SESSION_CLASSES,
+    SESSION_FACTORIES,
     Resource,
     assigned_call,
     call_statement,
-    has_dependency,
     is_method_call,
     own_nodes,
     resource_of,
@@ -56,8 +58,36 @@ from codemods._resources import (
     yield_statement,
 )
 from depfix.facts import FileFacts
-from depfix.index import ProjectIndex
+from depfix.index import External, Instance, ProjectIndex, Resolved
 from depfix.rules import SAFE, FileRule, register
+
+
+def _resolve_dotted(name: str, facts: FileFacts, index: ProjectIndex) -> Resolved:
+    """What `FileRule.resolve_expression` resolves the dotted name `name` of this file to."""
+    head = name.split(".")[0]
+    if head in facts.bindings or head in facts.functions or head in facts.classes:
+        return index.resolve_qualified(f"{facts.module}.{name}")
+    return index.resolve_qualified(f"builtins.{name}")
+
+
+def _transactional(callee: str, facts: FileFacts, index: ProjectIndex) -> bool:
+    """Whether a call of the dotted `callee` is a resource with a transaction for `resource_of`."""
+    owner, _, attribute = callee.rpartition(".")
+    if owner and attribute == "connect":
+        engine = _resolve_dotted(owner, facts, index)
+        return (
+            isinstance(engine, Instance)
+            and isinstance(engine.of, External)
+            and engine.of.qname in ENGINES
+        )
+    resolved = _resolve_dotted(callee, facts, index)
+    if isinstance(resolved, External):
+        return resolved.qname in SESSION_CLASSES
+    return (
+        isinstance(resolved, Instance)
+        and isinstance(resolved.of, External)
+        and resolved.of.qname in SESSION_FACTORIES
+    )
 
 
 @register
@@ -71,7 +101,20 @@ class GuardYieldDependency(FileRule):
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
-        return has_dependency(facts, index, generator=True)
+        """Mirrors `visit_FunctionDef`: a generator dependency with cleanup after its `yield` or, for
+        `yield-commit` (a setting the gate cannot see), a transactional resource yielded in `with`."""
+        for function in facts.functions.values():
+            if not (function.cleanup_after_yield or function.yield_in_with):
+                continue
+            if not function.is_generator or (
+                index.fastapi_role((function.module, function.qualname)) != "dependency"
+            ):
+                continue
+            if function.cleanup_after_yield or any(
+                _transactional(callee, facts, index) for callee in function.yield_in_with
+            ):
+                return True
+        return False
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         function = self.index.function_at(self.context.path, self.def_line(node))

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from codemods._resources import has_dependency, own_nodes, yield_statement
+from codemods._resources import own_nodes, yield_statement
 from depfix.facts import FileFacts
 from depfix.index import ProjectIndex
 from depfix.rules import UNSAFE, FileRule, register, source_of
@@ -58,7 +58,14 @@ class ReraiseInYieldDependency(FileRule):
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
-        return has_dependency(facts, index, generator=True)
+        """Mirrors `visit_Try`: a generator dependency with an `except` around its `yield` that
+        holds no `raise`."""
+        return any(
+            function.yield_handler_without_raise
+            and function.is_generator
+            and index.fastapi_role((function.module, function.qualname)) == "dependency"
+            for function in facts.functions.values()
+        )
 
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)

@@ -67,7 +67,7 @@ import libcst as cst
 from codemods._placement import new_module_path
 from codemods._signatures import annotated_unsupported
 from depfix.config import Settings
-from depfix.facts import FunctionFact
+from depfix.facts import FileFacts, FunctionFact
 from depfix.imports import add_from_import, bound_import
 from depfix.index import (
     Class,
@@ -207,9 +207,9 @@ def _dependencies_module(
     return module, str(directory / "dependencies.py")
 
 
-def plan(index: ProjectIndex, settings: Settings) -> Plan:
-    """Which parameters share an alias: existing ones, and the ones to create (cached per index)."""
-    cached = index.memo.get("DF007")
+def _groups(index: ProjectIndex) -> Plan:
+    """The existing aliases and the sites of each group, which no setting changes (cached per index)."""
+    cached = index.memo.get("DF007.groups")
     if isinstance(cached, Plan):
         return cached
     result = Plan()
@@ -233,6 +233,17 @@ def plan(index: ProjectIndex, settings: Settings) -> Plan:
             and index.fastapi_role((ref.module, ref.fact.function)) is not None
         ):
             result.sites.setdefault(key, []).append(ref)
+    index.memo["DF007.groups"] = result
+    return result
+
+
+def plan(index: ProjectIndex, settings: Settings) -> Plan:
+    """Which parameters share an alias: existing ones, and the ones to create (cached per index)."""
+    cached = index.memo.get("DF007")
+    if isinstance(cached, Plan):
+        return cached
+    groups = _groups(index)
+    result = Plan(dict(groups.existing), {key: list(refs) for key, refs in groups.sites.items()})
     # an alias name is bound in its host and in every module that imports it: the modules each
     # name is already spoken for in by an alias (existing or planned), so that no module gets two
     used: dict[str, set[str]] = {}
@@ -521,10 +532,21 @@ class ShareDependencyAlias(FileRule):
     FASTAPI_ONLY = True
 
     @classmethod
-    def wants(cls, facts, index):  # type: ignore[no-untyped-def]
-        return any(
+    def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
+        """Mirrors `visit_Param`: a parameter's `Annotated[T, Depends(f)]` of a group (a site of a
+        route or dependency) that an alias of the project already spells."""
+        if not any(
             ref.annotated_size == 2 and ref.context == "annotated" for ref in facts.dependency_refs
-        )
+        ):
+            return False
+        groups = _groups(index)
+        for ref in index.dependency_refs_in(facts.path):
+            if ref.fact.context != "annotated":
+                continue
+            key = _key(index, ref)
+            if key is not None and key in groups.existing and ref in groups.sites.get(key, ()):
+                return True
+        return False
 
     @classmethod
     def inactive(cls, settings: Settings) -> Optional[str]:

@@ -120,6 +120,17 @@ class FunctionFact:
     returned_functions: tuple[str, ...] = ()
     """Qualnames of the undecorated functions defined in this one that it returns by name, when every
     `return` gives one of them (a factory: `def require_role(role): def check(...): ...; return check`)."""
+    cleanup_after_yield: bool = False
+    """A generator with one own `yield`, a top-level `yield` statement followed by top-level statements
+    without an own `return`, one of them not a lone `<yielded name>.commit()` (DF002's shape; over-
+    approximated: a `yield` sharing its line with other statements counts as a statement)."""
+    yield_in_with: tuple[str, ...] = ()
+    """For a generator with one own `yield`, none as a top-level statement: the dotted callees of its
+    top-level `with <callee>(...) as <name>:` blocks whose body is that `yield` alone (DF002 with
+    `yield-commit`: a transactional resource yielded inside `with`)."""
+    yield_handler_without_raise: bool = False
+    """A `try` whose body holds a `yield` statement, directly in this function (not in a nested
+    function), has an `except` handler without an own `raise` (DF003's shape)."""
 
     @property
     def name(self) -> str:
@@ -296,6 +307,7 @@ class _Scope:
         self.returned_names: list[Optional[str]] = []  # for a function: a name each `return` gives
         self.local_defs: set[str] = set()  # names bound by an undecorated `def` in this function
         self.rebound: set[str] = set()  # names of this function bound more than once
+        self.swallows = False  # for a function: a handler without `raise` around a `yield` (DF003)
 
 
 class _Extractor(ast.NodeVisitor):
@@ -581,6 +593,9 @@ class _Extractor(ast.NodeVisitor):
             returned = {f"{qualname}.<locals>.{name}" for name in scope.returned_names if name}
             returned_functions = tuple(sorted(returned))
         self.scopes.pop()
+        cleanup_after_yield, yield_in_with = (
+            self.yield_shape(node.body) if is_generator else (False, ())
+        )
         shadowed = self.facts.functions.get(qualname)
         if shadowed is not None:
             self.facts.shadowed_functions.append(shadowed)
@@ -599,6 +614,74 @@ class _Extractor(ast.NodeVisitor):
             params=params,
             class_qualname=class_qualname,
             returned_functions=returned_functions,
+            cleanup_after_yield=cleanup_after_yield,
+            yield_in_with=yield_in_with,
+            yield_handler_without_raise=scope.swallows,
+        )
+
+    def yield_shape(self, body: list[ast.stmt]) -> tuple[bool, tuple[str, ...]]:
+        """`FunctionFact.cleanup_after_yield` and `yield_in_with` of a generator's body."""
+        if len(_own_nodes(body, (ast.Yield, ast.YieldFrom))) != 1:
+            return False, ()
+        position = next((i for i, s in enumerate(body) if _is_yield_statement(s)), None)
+        if position is None:
+            callees = []
+            for statement in body:
+                if not (
+                    isinstance(statement, (ast.With, ast.AsyncWith))
+                    and len(statement.items) == 1
+                    and isinstance(statement.items[0].optional_vars, ast.Name)
+                    and len(statement.body) == 1
+                    and _is_yield_statement(statement.body[0])
+                ):
+                    continue
+                call = statement.items[0].context_expr
+                call = call.value if isinstance(call, ast.Await) else call
+                callee = _dotted(call.func) if isinstance(call, ast.Call) else None
+                if callee is not None:
+                    callees.append(callee)
+            return False, tuple(callees)
+        after = body[position + 1 :]
+        if not after or _own_nodes(after, (ast.Return,)):
+            return False, ()
+        yielded = cast(ast.Expr, body[position]).value
+        name = (
+            yielded.value.id
+            if isinstance(yielded, ast.Yield) and isinstance(yielded.value, ast.Name)
+            else None
+        )
+        return any(
+            not self.lone_commit(body, position + 1 + i, name) for i in range(len(after))
+        ), ()
+
+    def lone_commit(self, body: list[ast.stmt], position: int, name: Optional[str]) -> bool:
+        """Whether `body[position]` is `name.commit(...)` (or awaited) alone on its line."""
+        statement = body[position]
+        if name is None or not isinstance(statement, ast.Expr):
+            return False
+        call = statement.value.value if isinstance(statement.value, ast.Await) else statement.value
+        if not (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr == "commit"
+            and isinstance(call.func.value, ast.Name)
+            and call.func.value.id == name
+        ):
+            return False
+        line, end_line = statement.lineno, statement.end_lineno or statement.lineno
+        if not (0 < line <= end_line <= len(self.lines)):
+            return False
+        first = self.lines[line - 1].encode("utf-8")
+        before, start = first[: statement.col_offset], first[statement.col_offset :]
+        if not start.startswith((name.encode("utf-8"), b"await")):
+            return False  # the text's lines are not `ast`'s (a form feed): say it is not lone
+        rest = self.lines[end_line - 1].encode("utf-8")[statement.end_col_offset or 0 :].strip()
+        previous = self.lines[line - 2].rstrip() if line > 1 else ""
+        return (
+            not before.strip()
+            and (not rest or rest.startswith(b"#"))
+            and not previous.endswith("\\")
+            and (position == 0 or (body[position - 1].end_lineno or 0) < line)
         )
 
     def return_value(self, node: ast.Return) -> Value:
@@ -968,6 +1051,14 @@ class _Extractor(ast.NodeVisitor):
         self.conditional_depth -= 1
 
     def visit_Try(self, node: ast.Try) -> None:
+        if (
+            isinstance(node, ast.Try)
+            and any(_is_yield_statement(s) for s in node.body)
+            and any(not _own_nodes(h.body, (ast.Raise,)) for h in node.handlers)
+        ):
+            function = next((s for s in reversed(self.scopes) if s.kind != "class"), None)
+            if function is not None:
+                function.swallows = True
         self.conditional_depth += 1
         self.generic_visit(node)
         self.conditional_depth -= 1
@@ -1169,6 +1260,40 @@ def _child_fields(node_type: type[ast.AST]) -> tuple[str, ...]:
     """The fields that can hold nodes: all but `ctx` (a `Load`/`Store`/`Del` marker, never visited)."""
     fields = _CHILD_FIELDS[node_type] = tuple(f for f in node_type._fields if f != "ctx")
     return fields
+
+
+_NEW_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+
+
+def _own_nodes(nodes: list[ast.stmt], kinds: tuple[type[ast.AST], ...]) -> list[ast.AST]:
+    """Nodes of `kinds` in `nodes`, not looking into nested functions, classes and lambdas."""
+    found: list[ast.AST] = []
+    stack: list[ast.AST] = [node for node in nodes if not isinstance(node, _NEW_SCOPES)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, kinds):
+            found.append(node)
+        stack.extend(
+            child for child in ast.iter_child_nodes(node) if not isinstance(child, _NEW_SCOPES)
+        )
+    return found
+
+
+def _is_yield_statement(statement: ast.stmt) -> bool:
+    """`yield x` (or `yield from x`) as a statement."""
+    return isinstance(statement, ast.Expr) and isinstance(
+        statement.value, (ast.Yield, ast.YieldFrom)
+    )
+
+
+def _dotted(node: ast.expr) -> Optional[str]:
+    """`a.b.c` for a Name/Attribute chain, else None."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else None
+    return None
 
 
 def _parse_string_expression(text: str) -> Optional[ast.expr]:
