@@ -416,11 +416,15 @@ def _has_needle(rule: type[FileRule], data: bytes) -> bool:
 def _file_rules_for(
     facts: FileFacts, data: bytes, index: ProjectIndex, options: RunOptions
 ) -> list[type[FileRule]]:
-    """The file rules that can act on a file: its bytes hold a needle and the index agrees."""
+    """The file rules that can act on a file: active under the run's settings (an inactive rule's
+    visitor returns at once), its bytes hold a needle and the index agrees."""
     return [
         rule
         for rule in options.rules
-        if issubclass(rule, FileRule) and _has_needle(rule, data) and rule.wants(facts, index)
+        if issubclass(rule, FileRule)
+        and _has_needle(rule, data)
+        and not rule.inactive(options.settings)
+        and rule.wants(facts, index)
     ]
 
 
