@@ -55,8 +55,8 @@ class SyncSessionInAsyncRoute(FileRule):
         """Mirrors `visit_FunctionDef`: an `async def` FastAPI calls, with a sync session injected."""
         return any(
             function.is_async
-            and index.fastapi_role((function.module, function.qualname)) is not None
             and sync_session_parameter(index, facts.path, function) is not None
+            and index.fastapi_role((function.module, function.qualname)) is not None
             for function in (*facts.functions.values(), *facts.shadowed_functions)
         )
 

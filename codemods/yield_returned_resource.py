@@ -73,8 +73,8 @@ class YieldReturnedResource(FileRule):
             not function.is_generator
             and function.returned_callee is not None
             and len(function.return_values) == 1
-            and index.fastapi_role((function.module, function.qualname)) == "dependency"
             and _creates_resource(facts, index, function.returned_callee)
+            and index.fastapi_role((function.module, function.qualname)) == "dependency"
             for function in facts.functions.values()
         )
 
