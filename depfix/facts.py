@@ -253,8 +253,9 @@ class FileFacts:
     steps: tuple[Step, ...] = ()
     """What the top level does when the module runs, in order (`depfix.import_order`)."""
     single_argument_calls: list[tuple[str, str]] = field(default_factory=list)
-    """Calls passing one positional argument and nothing else, in a function's own body (not in a
-    nested `def`, class or lambda), as (function qualname, callee as written), for DF009: a dotted
+    """Calls passing one positional argument and nothing else, in a function's own scope (not in a
+    nested `def`'s body, a class or a lambda, but in a nested `def`'s decorators and defaults), as
+    (function qualname, callee as written), for DF009: a dotted
     callee whose first name the module binds (`asyncio.run`, `run`: resolve it at module level, as
     `FileRule.resolve_expression` does, whatever the function binds), and any callee
     `<expression>.run_until_complete` (written `.run_until_complete` when the expression is no
