@@ -29,8 +29,8 @@ from typing import Optional
 import libcst as cst
 
 from codemods._resources import own_nodes
-from depfix.facts import FileFacts
-from depfix.index import ProjectIndex
+from depfix.facts import RUN_UNTIL_COMPLETE, FileFacts
+from depfix.index import External, ProjectIndex
 from depfix.rules import SAFE, UNSAFE, FileRule, register
 
 RUNNERS = frozenset({"asyncio.run", "asyncio.runners.run"})
@@ -47,14 +47,25 @@ class AwaitInsteadOfAsyncioRun(FileRule):
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
-        return index.defines_callees(facts)
+        """Mirrors `visit_FunctionDef`: a function FastAPI calls whose own body calls a runner with
+        one positional argument (`x.run_until_complete(c)`, or a name the module resolves to
+        `asyncio.run`)."""
+        for function, callee in facts.single_argument_calls:
+            if not (
+                callee.endswith(f".{RUN_UNTIL_COMPLETE}")
+                or _module_reading(facts, index, callee) in RUNNERS
+            ):
+                continue
+            if index.fastapi_role((facts.module, function)) is not None:
+                return True
+        return False
 
     def coroutine_of(self, call: cst.Call) -> Optional[cst.BaseExpression]:
         """The coroutine a runner call runs, or None when the call is not a runner."""
         if len(call.args) != 1 or call.args[0].keyword is not None or call.args[0].star:
             return None
         func = call.func
-        if isinstance(func, cst.Attribute) and func.attr.value == "run_until_complete":
+        if isinstance(func, cst.Attribute) and func.attr.value == RUN_UNTIL_COMPLETE:
             return call.args[0].value
         resolved = self.resolve_expression(func)
         if getattr(resolved, "qname", None) in RUNNERS:
@@ -112,6 +123,16 @@ class AwaitInsteadOfAsyncioRun(FileRule):
         if is_async:
             return f"`{name}` runs a coroutine with a new event loop inside FastAPI's: it fails at every request; `await` it"
         return f"`{name}` starts a new event loop on every request (objects of the app's loop fail there); make it `async def` and `await`"
+
+
+def _module_reading(facts: FileFacts, index: ProjectIndex, callee: str) -> Optional[str]:
+    """The qualified name a dotted callee resolves to at module level (as
+    `FileRule.resolve_expression` reads it), or None."""
+    head = callee.split(".")[0]
+    if head in facts.bindings or head in facts.functions or head in facts.classes:
+        resolved = index.resolve_qualified(f"{facts.module}.{callee}")
+        return resolved.qname if isinstance(resolved, External) else None
+    return None  # `builtins.<callee>`: never a runner
 
 
 class _Replace(cst.CSTTransformer):

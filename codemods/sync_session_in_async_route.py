@@ -52,26 +52,13 @@ class SyncSessionInAsyncRoute(FileRule):
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
+        """Mirrors `visit_FunctionDef`: an `async def` FastAPI calls, with a sync session injected."""
         return any(
             function.is_async
+            and sync_session_parameter(index, facts.path, function) is not None
             and index.fastapi_role((function.module, function.qualname)) is not None
             for function in (*facts.functions.values(), *facts.shadowed_functions)
         )
-
-    def session_parameter(self, function: FunctionFact) -> Optional[str]:
-        for ref in self.index.dependency_refs_in(self.context.path):
-            if ref.fact.function != function.qualname:
-                continue
-            if not function.line <= ref.fact.line <= function.end_line:
-                continue  # another `def` of the same name (two routes named alike)
-            types = []
-            if ref.fact.annotation is not None:
-                types.append(qualified_name(self.index.resolve(ref.fact.annotation)))
-            if isinstance(ref.target, Function) and ref.target.fact.provides is not None:
-                types.append(qualified_name(self.index.resolve(ref.target.fact.provides)))
-            if any(name in SYNC_SESSIONS for name in types):
-                return ref.fact.parameter
-        return None
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         if node.asynchronous is None:
@@ -82,7 +69,7 @@ class SyncSessionInAsyncRoute(FileRule):
             or self.index.fastapi_role((function.module, function.qualname)) is None
         ):
             return
-        parameter = self.session_parameter(function)
+        parameter = sync_session_parameter(self.index, self.context.path, function)
         if parameter is None:
             return
         message = (
@@ -112,3 +99,21 @@ class SyncSessionInAsyncRoute(FileRule):
             safety=UNSAFE,
             reason="as a plain `def` FastAPI runs it in a worker thread",
         )
+
+
+def sync_session_parameter(index: ProjectIndex, path: str, function: FunctionFact) -> Optional[str]:
+    """The first parameter of `function` (in file `path`) injected with `Depends`/`Security` whose
+    annotation, or whose provider's return type, is a sync session class, if any."""
+    for ref in index.dependency_refs_in(path):
+        if ref.fact.function != function.qualname:
+            continue
+        if not function.line <= ref.fact.line <= function.end_line:
+            continue  # another `def` of the same name (two routes named alike)
+        types = []
+        if ref.fact.annotation is not None:
+            types.append(qualified_name(index.resolve(ref.fact.annotation)))
+        if isinstance(ref.target, Function) and ref.target.fact.provides is not None:
+            types.append(qualified_name(index.resolve(ref.target.fact.provides)))
+        if any(name in SYNC_SESSIONS for name in types):
+            return ref.fact.parameter
+    return None

@@ -37,17 +37,20 @@ from typing import Optional
 import libcst as cst
 
 from codemods._resources import (
+    CLIENT_CLASSES,
+    ENGINES,
+    SESSION_CLASSES,
+    SESSION_FACTORIES,
     Resource,
     assigned_call,
     call_statement,
-    has_dependency,
     own_nodes,
     resource_of,
     rollback_handler,
     statements,
 )
 from depfix.facts import FileFacts
-from depfix.index import External, ProjectIndex
+from depfix.index import External, Instance, ProjectIndex, Resolved
 from depfix.rules import SAFE, UNSAFE, FileRule, register
 
 DEFAULT_NAMES = {"session": "session", "connection": "connection", "client": "client"}
@@ -64,7 +67,16 @@ class YieldReturnedResource(FileRule):
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
-        return has_dependency(facts, index, generator=False)
+        """Mirrors `visit_FunctionDef`: a dependency, not a generator, with one `return`, that returns
+        what a known resource class or factory creates (`FunctionFact.returned_callee`)."""
+        return any(
+            not function.is_generator
+            and function.returned_callee is not None
+            and len(function.return_values) == 1
+            and _creates_resource(facts, index, function.returned_callee)
+            and index.fastapi_role((function.module, function.qualname)) == "dependency"
+            for function in facts.functions.values()
+        )
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         function = self.index.function_at(self.context.path, self.def_line(node))
@@ -168,3 +180,30 @@ class YieldReturnedResource(FileRule):
         while candidate in used:
             candidate, number = f"{wanted}{number}", number + 1
         return candidate
+
+
+def _creates_resource(facts: FileFacts, index: ProjectIndex, callee: str) -> bool:
+    """Whether calling a dotted callee creates a resource, as `resource_of` decides it (resolving at
+    module level, as `FileRule.resolve_expression` does)."""
+
+    def resolve(name: str) -> Resolved:
+        head = name.split(".")[0]
+        if head in facts.bindings or head in facts.functions or head in facts.classes:
+            return index.resolve_qualified(f"{facts.module}.{name}")
+        return index.resolve_qualified(f"builtins.{name}")
+
+    if callee.endswith(".connect"):
+        engine = resolve(callee.removesuffix(".connect"))
+        return (
+            isinstance(engine, Instance)
+            and isinstance(engine.of, External)
+            and engine.of.qname in ENGINES
+        )
+    resolved = resolve(callee)
+    if isinstance(resolved, External):
+        return resolved.qname in SESSION_CLASSES or resolved.qname in CLIENT_CLASSES
+    return (
+        isinstance(resolved, Instance)
+        and isinstance(resolved.of, External)
+        and resolved.of.qname in SESSION_FACTORIES
+    )

@@ -53,6 +53,28 @@ GENERATOR_TYPES = frozenset(
     )
 )
 
+RUN_UNTIL_COMPLETE = "run_until_complete"
+_TYPE_ALIAS_STATEMENT: Optional[type[ast.stmt]] = getattr(ast, "TypeAlias", None)  # Python 3.12
+_SIMPLE_STATEMENTS = (
+    ast.Expr,
+    ast.Assign,
+    ast.AugAssign,
+    ast.AnnAssign,
+    ast.Pass,
+    ast.Break,
+    ast.Continue,
+    ast.Delete,
+    ast.Global,
+    ast.Nonlocal,
+    ast.Import,
+    ast.ImportFrom,
+    ast.Raise,
+    ast.Assert,
+    ast.Return,
+    *((_TYPE_ALIAS_STATEMENT,) if _TYPE_ALIAS_STATEMENT is not None else ()),
+)
+"""Statements libcst puts on a `SimpleStatementLine`."""
+
 Position = tuple[int, int]
 """1-based line and 1-based character column."""
 
@@ -131,6 +153,11 @@ class FunctionFact:
     yield_handler_without_raise: bool = False
     """A `try` whose body holds a `yield` statement, directly in this function (not in a nested
     function), has an `except` handler without an own `raise` (DF003's shape)."""
+    returned_callee: Optional[str] = None
+    """What the body's final `return` creates, as DF004 reads it: the callee as written (a dotted name)
+    of the call it returns (`return SessionLocal()`, `return await make()`), or of the call the last
+    top-level `x = ...`/`x: T = ...` before it assigns when it returns a name (`db = engine.connect()`).
+    None when the body ends otherwise or that callee is no dotted name."""
 
     @property
     def name(self) -> str:
@@ -247,6 +274,14 @@ class FileFacts:
     """What the top level does when the module runs, in order (`depfix.import_order`)."""
     def_lines: tuple[int, ...] = ()
     """The line of every `def` and `async def` of the file, in source order (`FileRule.def_line`)."""
+    single_argument_calls: list[tuple[str, str]] = field(default_factory=list)
+    """Calls passing one positional argument and nothing else, in a function's own scope (not in a
+    nested `def`'s body, a class or a lambda, but in a nested `def`'s decorators and defaults), as
+    (function qualname, callee as written), for DF009: a dotted
+    callee whose first name the module binds (`asyncio.run`, `run`: resolve it at module level, as
+    `FileRule.resolve_expression` does, whatever the function binds), and any callee
+    `<expression>.run_until_complete` (written `.run_until_complete` when the expression is no
+    dotted name)."""
 
 
 def parse_source(path: str, data: bytes) -> tuple[str, ast.Module]:
@@ -523,6 +558,23 @@ class _Extractor(ast.NodeVisitor):
             site = CallSite(line, column, len(node.args), star, keywords)
             self.facts.calls.setdefault(func.qname, []).append(site)
 
+    def record_single_argument_call(self, node: ast.Call) -> None:
+        """See `FileFacts.single_argument_calls` (filtered by the module's names at the end)."""
+        scope = self.scopes[-1]
+        if (
+            scope.kind != "function"
+            or len(node.args) != 1
+            or node.keywords
+            or isinstance(node.args[0], ast.Starred)
+        ):
+            return
+        callee = _dotted(node.func)
+        if callee is None:
+            if not (isinstance(node.func, ast.Attribute) and node.func.attr == RUN_UNTIL_COMPLETE):
+                return
+            callee = f".{RUN_UNTIL_COMPLETE}"
+        self.facts.single_argument_calls.append((scope.qualname, callee))
+
     # ---- imports ----------------------------------------------------------------------------
     def import_kind(self) -> str:
         if self.type_checking_depth:
@@ -617,6 +669,7 @@ class _Extractor(ast.NodeVisitor):
             cleanup_after_yield=cleanup_after_yield,
             yield_in_with=yield_in_with,
             yield_handler_without_raise=scope.swallows,
+            returned_callee=_returned_callee(node.body),
         )
 
     def yield_shape(self, body: list[ast.stmt]) -> tuple[bool, tuple[str, ...]]:
@@ -1117,6 +1170,7 @@ class _Extractor(ast.NodeVisitor):
                 self.dependency_ref(node, "other", None, None, None)
             return
         self.record_call(node)
+        self.record_single_argument_call(node)
         self.route_call(node)
         dependencies = _keyword(node, DEPENDENCIES_KEYWORD)
         if isinstance(dependencies, (ast.List, ast.Tuple)):
@@ -1178,6 +1232,7 @@ class _Extractor(ast.NodeVisitor):
             )
         )
         if isinstance(target_node, ast.Call):
+            self.record_single_argument_call(target_node)
             for child in (*target_node.args, *(k.value for k in target_node.keywords)):
                 self.visit(child)
         for keyword in node.keywords:
@@ -1220,6 +1275,49 @@ class _Extractor(ast.NodeVisitor):
                 node.lineno,
             )
         )
+
+
+def _dotted(node: ast.expr) -> Optional[str]:
+    """`a.b.c` for a Name/Attribute chain, else None (as `depfix.imports.dotted` reads libcst)."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else None
+    return None
+
+
+def _returned_callee(body: list[ast.stmt]) -> Optional[str]:
+    """See `FunctionFact.returned_callee`.
+
+    The final `return` is the last one at the top of the body followed only by simple statements
+    (libcst's last line may hold `return x; ...`); the assignments read are those before it.
+    """
+    position = len(body) - 1
+    while position >= 0 and not isinstance(body[position], ast.Return):
+        if not isinstance(body[position], _SIMPLE_STATEMENTS):
+            return None
+        position -= 1
+    if position < 0:
+        return None
+    returned = cast(ast.Return, body[position]).value
+    if isinstance(returned, ast.Name):
+        name, returned = returned.id, None
+        for statement in body[:position]:
+            if (
+                isinstance(statement, ast.Assign)
+                and len(statement.targets) == 1
+                and isinstance(statement.targets[0], ast.Name)
+                and statement.targets[0].id == name
+            ) or (
+                isinstance(statement, ast.AnnAssign)
+                and isinstance(statement.target, ast.Name)
+                and statement.target.id == name
+            ):
+                returned = statement.value
+    if isinstance(returned, ast.Await):
+        returned = returned.value
+    return _dotted(returned.func) if isinstance(returned, ast.Call) else None
 
 
 def _options(node: ast.Call) -> str:
@@ -1310,6 +1408,12 @@ def extract_facts(
     facts = FileFacts(path=path, module=module, is_package=is_package)
     _Extractor(facts, text).visit(tree)
     facts.def_lines = tuple(_def_lines(tree.body))
+    module_names = facts.bindings.keys() | facts.functions.keys() | facts.classes.keys()
+    facts.single_argument_calls = [
+        (function, callee)
+        for function, callee in facts.single_argument_calls
+        if callee.endswith(f".{RUN_UNTIL_COMPLETE}") or callee.split(".")[0] in module_names
+    ]
     facts.steps = top_level_steps(
         tree,
         lambda level, target: resolve_relative(module, is_package, level, target),
