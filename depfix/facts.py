@@ -1384,16 +1384,6 @@ def _is_yield_statement(statement: ast.stmt) -> bool:
     )
 
 
-def _dotted(node: ast.expr) -> Optional[str]:
-    """`a.b.c` for a Name/Attribute chain, else None."""
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        base = _dotted(node.value)
-        return f"{base}.{node.attr}" if base else None
-    return None
-
-
 def _parse_string_expression(text: str) -> Optional[ast.expr]:
     try:
         return ast.parse(text.strip(), mode="eval").body
