@@ -219,13 +219,12 @@ class AddMissingDepends(FileRule):
         """Mirrors `visit_FunctionDef` and `site`: a route or dependency with a parameter left
         without `Depends()` whose type needs a dependency (see `injection_candidates`)."""
         for function in (*facts.functions.values(), *facts.shadowed_functions):
-            params = [p for p in unwired_params(function) if p.annotation is not None]
+            params = unwired_params(function)
             if not params or index.fastapi_role((function.module, function.qualname)) is None:
                 continue
             if any(
-                injection_candidates(index, p.annotation) is not None
+                p.annotation is not None and injection_candidates(index, p.annotation) is not None
                 for p in params
-                if p.annotation is not None
             ):
                 return True
         return False
