@@ -52,6 +52,7 @@ from depfix.facts import FileFacts, FunctionFact, ParamFact
 from depfix.imports import relative_source, uses_relative_imports
 from depfix.index import Class, External, Function, ProjectIndex, Resolved, qualified_name
 from depfix.rules import SAFE, UNSAFE, FileRule, register
+from depfix.values import Value
 
 NEVER_FROM_REQUEST = frozenset(
     {
@@ -156,6 +157,53 @@ def providers(index: ProjectIndex) -> dict[str, set[Provider]]:
     return found
 
 
+def unwired_params(function: FunctionFact) -> list[ParamFact]:
+    """The parameters DF001 looks at: named ones (not `*args`/`**kwargs`), annotated, with neither
+    a default nor a marker, and not a method's first one (`self`, `cls`)."""
+    named = [p for p in function.params if p.kind not in ("vararg", "kwarg")]
+    if function.class_qualname:
+        named = named[1:]
+    return [p for p in named if not (p.injected or p.has_default) and p.annotation is not None]
+
+
+def needs_dependency(index: ProjectIndex, resolved: Resolved, type_name: str) -> bool:
+    """Whether a parameter of this type can only come from a dependency (not from the request)."""
+    if isinstance(resolved, External):
+        return type_name in NEVER_FROM_REQUEST or not type_name.startswith(NOT_DEPENDENCIES)
+    if isinstance(resolved, Class):
+        if resolved.fact.decorated:  # dataclasses and the like are read as bodies
+            return False
+        return not any(
+            isinstance(base, External)
+            and (base.qname in BODY_BASES or base.qname.startswith("pydantic"))
+            for base in index.class_bases(resolved)
+        ) and all(isinstance(base, (Class, External)) for base in index.class_bases(resolved))
+    return False
+
+
+def plain_class(cls: Class) -> bool:
+    """A class FastAPI can build per request: no bases, an `__init__`."""
+    return not cls.fact.bases and "__init__" in cls.fact.methods and "." not in cls.fact.qualname
+
+
+def injection_candidates(
+    index: ProjectIndex, annotation: Value
+) -> Optional[tuple[str, list[Provider]]]:
+    """For a parameter without `Depends()` annotated `annotation`: the type's qualified name and
+    the providers that could inject it, when DF001 reports the parameter (an empty list: a type
+    that never comes from a request, with no provider); None when it leaves the parameter alone."""
+    resolved = index.resolve(annotation)
+    type_name = qualified_name(resolved)
+    if type_name is None or not needs_dependency(index, resolved, type_name):
+        return None
+    candidates = sorted(providers(index).get(type_name, set()))
+    if isinstance(resolved, Class) and not candidates and plain_class(resolved):
+        candidates = [Provider(resolved.fact.module, resolved.fact.qualname, "class")]
+    if not candidates and type_name not in NEVER_FROM_REQUEST:
+        return None
+    return type_name, candidates
+
+
 @register
 class AddMissingDepends(FileRule):
     CODE = "DF001"
@@ -168,7 +216,18 @@ class AddMissingDepends(FileRule):
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
-        return index.defines_callees(facts)
+        """Mirrors `visit_FunctionDef` and `site`: a route or dependency with a parameter left
+        without `Depends()` whose type needs a dependency (see `injection_candidates`)."""
+        for function in (*facts.functions.values(), *facts.shadowed_functions):
+            params = unwired_params(function)
+            if not params or index.fastapi_role((function.module, function.qualname)) is None:
+                continue
+            if any(
+                p.annotation is not None and injection_candidates(index, p.annotation) is not None
+                for p in params
+            ):
+                return True
+        return False
 
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)
@@ -184,18 +243,14 @@ class AddMissingDepends(FileRule):
             or self.index.fastapi_role((function.module, function.qualname)) is None
         ):
             return
-        by_name = {param.name: param for param in function.params}
+        by_name = {param.name: param for param in unwired_params(function)}
         params = node.params
         plans: list[
             tuple[cst.Param, str, Union[tuple[cst.Param, tuple[tuple[str, str], ...], str], str]]
         ] = []
-        for position, param in enumerate(
-            (*params.posonly_params, *params.params, *params.kwonly_params)
-        ):
+        for param in (*params.posonly_params, *params.params, *params.kwonly_params):
             fact = by_name.get(param.name.value)
-            if fact is None or fact.injected or fact.has_default or param.annotation is None:
-                continue
-            if position == 0 and function.class_qualname:
+            if fact is None or param.annotation is None:
                 continue
             found = self.site(param, fact)
             if found is not None:
@@ -231,22 +286,17 @@ class AddMissingDepends(FileRule):
             param.annotation.annotation, (cst.Name, cst.Attribute)
         ):
             return None
-        resolved = self.index.resolve(fact.annotation)
-        type_name = qualified_name(resolved)
-        if type_name is None or not self.needs_dependency(resolved, type_name):
+        wanted = injection_candidates(self.index, fact.annotation)
+        if wanted is None:
             return None
-        candidates = sorted(providers(self.index).get(type_name, set()))
-        if isinstance(resolved, Class) and not candidates and self.plain_class(resolved):
-            candidates = [Provider(resolved.fact.module, resolved.fact.qualname, "class")]
+        type_name, candidates = wanted
         short = type_name.rsplit(".", 1)[-1]
         message = (
             f"parameter `{param.name.value}: {short}` has no `Depends()`: FastAPI takes it for a request "
             "parameter (422, or a failure at startup)"
         )
-        if not candidates:
-            if type_name in NEVER_FROM_REQUEST:
-                return message, f"no dependency in the project provides `{short}`"
-            return None
+        if not candidates:  # a type that never comes from a request
+            return message, f"no dependency in the project provides `{short}`"
         aliases = [c for c in candidates if c.kind == "alias"]
         chosen = aliases if len(aliases) == 1 else [c for c in candidates if c.kind != "alias"]
         if len(chosen) != 1:
@@ -255,27 +305,6 @@ class AddMissingDepends(FileRule):
         provider = chosen[0]
         message += f"; inject it with `{provider.name}`"
         return message, self.plan(param, provider)
-
-    def needs_dependency(self, resolved: Resolved, type_name: str) -> bool:
-        if isinstance(resolved, External):
-            return type_name in NEVER_FROM_REQUEST or not type_name.startswith(NOT_DEPENDENCIES)
-        if isinstance(resolved, Class):
-            if resolved.fact.decorated:  # dataclasses and the like are read as bodies
-                return False
-            return not any(
-                isinstance(base, External)
-                and (base.qname in BODY_BASES or base.qname.startswith("pydantic"))
-                for base in self.index.class_bases(resolved)
-            ) and all(
-                isinstance(base, (Class, External)) for base in self.index.class_bases(resolved)
-            )
-        return False
-
-    def plain_class(self, cls: Class) -> bool:
-        """A class FastAPI can build per request: no bases, an `__init__`."""
-        return (
-            not cls.fact.bases and "__init__" in cls.fact.methods and "." not in cls.fact.qualname
-        )
 
     def local_name(
         self, module: str, name: str

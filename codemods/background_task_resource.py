@@ -52,7 +52,31 @@ class BackgroundTaskResource(FileRule):
 
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
-        return bool(facts.dependency_refs)
+        """Mirrors `visit_FunctionDef`: a route or dependency that passes (a copy of) a parameter
+        injected from a yield dependency, by a marker in its default or `Annotated`, to `add_task`."""
+        refs = [
+            ref
+            for ref in index.dependency_refs_in(facts.path)
+            if ref.fact.context in ("default", "annotated")
+            and not ref.fact.in_string
+            and isinstance(ref.target, Function)
+            and ref.target.fact.is_generator
+        ]
+        if not refs:
+            return False
+        for function in (*facts.functions.values(), *facts.shadowed_functions):
+            if not function.task_sources:
+                continue
+            sources = set(function.task_sources)
+            if (
+                any(
+                    ref.fact.function == function.qualname and ref.fact.parameter in sources
+                    for ref in refs
+                )
+                and index.fastapi_role((function.module, function.qualname)) is not None
+            ):
+                return True
+        return False
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         function = self.index.function_at(self.context.path, self.def_line(node))

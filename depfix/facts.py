@@ -158,6 +158,10 @@ class FunctionFact:
     of the call it returns (`return SessionLocal()`, `return await make()`), or of the call the last
     top-level `x = ...`/`x: T = ...` before it assigns when it returns a name (`db = engine.connect()`).
     None when the body ends otherwise or that callee is no dotted name."""
+    task_sources: tuple[str, ...] = ()
+    """Names whose value may reach an argument of an `x.add_task(...)` call of this function's own
+    body: the argument's root name (`db` for `db` and `db.execute`), and the names it was copied from
+    by a plain `name = other` (or `= other.attr`) anywhere in the body, transitively (DF011)."""
 
     @property
     def name(self) -> str:
@@ -343,6 +347,8 @@ class _Scope:
         self.local_defs: set[str] = set()  # names bound by an undecorated `def` in this function
         self.rebound: set[str] = set()  # names of this function bound more than once
         self.swallows = False  # for a function: a handler without `raise` around a `yield` (DF003)
+        self.task_roots: set[str] = set()  # for a function: root names of `add_task` arguments
+        self.copies: list[tuple[str, str]] = []  # for a function: `name = other(.attr)`, in order
 
 
 class _Extractor(ast.NodeVisitor):
@@ -644,6 +650,7 @@ class _Extractor(ast.NodeVisitor):
         ):
             returned = {f"{qualname}.<locals>.{name}" for name in scope.returned_names if name}
             returned_functions = tuple(sorted(returned))
+        task_sources = _task_sources(scope) if scope.task_roots else ()
         self.scopes.pop()
         cleanup_after_yield, yield_in_with = (
             self.yield_shape(node.body) if is_generator else (False, ())
@@ -670,6 +677,7 @@ class _Extractor(ast.NodeVisitor):
             yield_in_with=yield_in_with,
             yield_handler_without_raise=scope.swallows,
             returned_callee=_returned_callee(node.body),
+            task_sources=task_sources,
         )
 
     def yield_shape(self, body: list[ast.stmt]) -> tuple[bool, tuple[str, ...]]:
@@ -1014,6 +1022,11 @@ class _Extractor(ast.NodeVisitor):
         value = self.value(node.value)
         for target in node.targets:
             self.assign_target(target, value)
+        scope = self.scopes[-1]
+        if scope.kind == "function" and len(node.targets) == 1:
+            source = _root_name(node.value)
+            if source is not None and isinstance(node.targets[0], ast.Name):
+                scope.copies.append((node.targets[0].id, source))
         if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             self.record_type_alias(node.targets[0].id, node.value, node.lineno)
         if (
@@ -1172,6 +1185,8 @@ class _Extractor(ast.NodeVisitor):
         self.record_call(node)
         self.record_single_argument_call(node)
         self.route_call(node)
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "add_task":
+            self.task_call(node)
         dependencies = _keyword(node, DEPENDENCIES_KEYWORD)
         if isinstance(dependencies, (ast.List, ast.Tuple)):
             for element in dependencies.elts:
@@ -1240,6 +1255,16 @@ class _Extractor(ast.NodeVisitor):
                 self.visit(keyword.value)
         for extra in node.args[1:]:
             self.visit(extra)
+
+    def task_call(self, node: ast.Call) -> None:
+        """`x.add_task(...)` in a function's own body: record its arguments' root names."""
+        scope = self.scopes[-1]
+        if scope.kind != "function":
+            return
+        for arg in (*node.args, *(keyword.value for keyword in node.keywords)):
+            root = _root_name(arg.value if isinstance(arg, ast.Starred) else arg)
+            if root is not None:
+                scope.task_roots.add(root)
 
     def route_call(self, node: ast.Call) -> None:
         """`app.get("/x")(handler)`: a route decorator applied by hand."""
@@ -1329,6 +1354,28 @@ def _options(node: ast.Call) -> str:
         value = ast.unparse(keyword.value)
         parts.append(f"{keyword.arg}={value}" if keyword.arg else f"**{value}")
     return ", ".join(parts)
+
+
+def _root_name(node: ast.expr) -> Optional[str]:
+    """`db` for `db` and for an attribute of it such as `db.execute`."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return node.value.id
+    return None
+
+
+def _task_sources(scope: _Scope) -> tuple[str, ...]:
+    """The `add_task` argument roots of a function and every name they may be copies of."""
+    found = set(scope.task_roots)
+    grew = True
+    while grew:
+        grew = False
+        for target, source in scope.copies:
+            if target in found and source not in found:
+                found.add(source)
+                grew = True
+    return tuple(sorted(found))
 
 
 def _keyword(node: ast.Call, name: str) -> Optional[ast.expr]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import sys
 import textwrap
@@ -11,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from depfix.cli import main
+from depfix.facts import extract_facts
 
 APP = textwrap.dedent(
     """
@@ -72,3 +74,31 @@ def test_the_task_sees_a_closed_resource_only_with_function_scope(
     assert len(report) == 2
     assert "closed resource" in report[0] and 'scope="function"' in report[0]
     assert "holds it until the task ends" in report[1]
+
+
+def test_facts_record_what_may_reach_add_task() -> None:
+    """`FunctionFact.task_sources`, which DF011's gate reads: argument roots and what they copy."""
+    text = textwrap.dedent(
+        """
+        def route(tasks, db, other, unrelated):
+            tasks.add_task(send, *later, key=alias.execute)
+            alias = db
+            later = copy
+            copy = other.rows
+            chained = unrelated
+            tasks.add_task(lambda: chained)
+
+            def inner(x):
+                tasks.add_task(send, x)
+        """
+    )
+    facts = extract_facts("m.py", "m", False, ast.parse(text), text)
+    assert facts.functions["route"].task_sources == (
+        "alias",
+        "copy",
+        "db",
+        "later",
+        "other",
+        "send",
+    )
+    assert facts.functions["route.<locals>.inner"].task_sources == ("send", "x")
