@@ -503,10 +503,14 @@ def process_file(
         if not dropped:
             break
         converged = False
-        new_facts, _ = _extract(job, code(module).encode(module.encoding))
+        rewritten = code(module).encode(module.encoding)
+        new_facts, _ = _extract(job, rewritten)
         if new_facts is None:
             break
         current_index = current_index.with_file(new_facts)
+        # the gates of the next pass read the text this pass made (a fix may open another rule)
+        admitted = set(rules) | set(_file_rules_for(new_facts, rewritten, current_index, options))
+        rules = [rule for rule in options.rules if rule in admitted]
         converged = attempt + 1 < MAX_PASSES
     if converged:
         applied |= deferred
