@@ -100,7 +100,12 @@ from codemods._import_edits import (
     statement_code,
 )
 from codemods._import_graph import Edge, cycle_edges, name_import_cycles
-from codemods._module_analysis import ImportBinding, ModuleAnalysis, analyse_source
+from codemods._module_analysis import (
+    ImportBinding,
+    ModuleAnalysis,
+    analyse_source,
+    parse_module_cached,
+)
 from codemods._placement import new_module_path
 from depfix.config import Settings
 from depfix.facts import FileFacts, extract_facts, parse_source
@@ -170,6 +175,7 @@ class ExtractSharedDependencies(ProjectRule):
     FASTAPI_ONLY = True
 
     def plan(self) -> Iterable[ProjectFinding]:
+        self.writable_paths: dict[str, bool] = {}
         verdicts = cycle_verdicts(self.index)
         for verdict in verdicts:
             if verdict.fails:
@@ -230,7 +236,9 @@ class ExtractSharedDependencies(ProjectRule):
                     info=True,
                     verbose=True,
                 )
-            planner = _Planner(self.index, self.settings, self.sources, cycle, seeds)
+            planner = _Planner(
+                self.index, self.settings, self.sources, cycle, seeds, self.writable_paths
+            )
             files, target = planner.plan()
         except Refusal as refusal:
             return ProjectFinding(
@@ -322,6 +330,7 @@ class _Planner:
         sources: Mapping[str, bytes],
         cycle: list[str],
         seeds: list[tuple[str, str]],
+        writable_paths: Optional[dict[str, bool]] = None,
     ) -> None:
         self.index = index
         self.settings = settings
@@ -330,6 +339,8 @@ class _Planner:
         self.seeds = seeds
         self.analyses: dict[str, ModuleAnalysis] = {}
         self.move = _Move()
+        self.writable_paths: dict[str, bool] = {} if writable_paths is None else writable_paths
+        """Per path, whether the run may write it (the same for every cycle of a planning)."""
         self.attribute_readers: dict[str, set[str]] = {}
         """Per file, what `_modules_read_as_attributes` found (the moved names are fixed once
         planned, and three checks ask)."""
@@ -358,7 +369,7 @@ class _Planner:
 
     def _tree(self, path: str) -> cst.Module:
         try:
-            return cst.parse_module(self.sources[path])
+            return parse_module_cached(self.sources[path])
         except (cst.ParserSyntaxError, RecursionError, ValueError) as error:
             raise Refusal(f"libcst cannot parse {path}: {error}") from None
 
@@ -371,8 +382,12 @@ class _Planner:
             self.index.load_mentioning(word.encode())
 
     def writable(self, path: str) -> bool:
-        check = getattr(self.sources, "writable", None)
-        return bool(check(path)) if check is not None else True
+        known = self.writable_paths.get(path)
+        if known is None:
+            check = getattr(self.sources, "writable", None)
+            known = bool(check(path)) if check is not None else True
+            self.writable_paths[path] = known
+        return known
 
     # -- what moves
     def collect(self) -> None:
