@@ -82,6 +82,7 @@ conditionally or rebound, a value that uses `__name__`, or when a string such as
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -113,6 +114,7 @@ from depfix.import_order import CycleVerdict, cycle_verdicts, failing_cycles
 from depfix.imports import (
     add_from_import,
     add_import,
+    module_code,
     relative_source,
     remove_imports_made_unused,
     uses_relative_imports,
@@ -724,6 +726,7 @@ class _Planner:
         target_module: str,
     ) -> cst.Module:
         facts = self.index.files[path]
+        data = self.sources[path]
         before = self._tree(path)
         module = facts.module
         removed_positions = {p for (m, p) in self.move.statements if m == module}
@@ -750,7 +753,8 @@ class _Planner:
         tree = tree.visit(retarget)
         first_party = self.index.top_level_packages()
         attributes = RetargetAttributes(self.index, facts, moved_by_module, target_module)
-        rewritten = tree.visit(attributes)
+        # it changes only `x.name` reads of moved names: not worth a traversal when none is written
+        rewritten = tree.visit(attributes) if _may_read_attributes(data, moved_by_module) else tree
         if attributes.changed:
             tree = self._bind_new_module(facts, rewritten, attributes, target_module, first_party)
             removed_positions = removed_positions or {-1}  # drop the module imports left unused
@@ -762,7 +766,7 @@ class _Planner:
             exported = self.index.names_imported_from(module)
             if exported is not None:
                 kept = frozenset(exported) | frozenset(facts.all_names or ()) | frozenset(needed)
-                tree = remove_imports_made_unused(before, tree, kept)
+                tree = remove_imports_made_unused(before, tree, kept, _code_of(data, before))
         return tree
 
     def _bind_new_module(
@@ -950,3 +954,33 @@ class _Planner:
 
 
 # ---- helpers for libcst edits ---------------------------------------------------------------------
+def _may_read_attributes(data: bytes, moved_by_module: dict[str, set[str]]) -> bool:
+    """Whether `data` may hold `x.name` for a moved name: a dot, then any spaces, line
+    continuations or comments, then the name (a file that is not ASCII is not searched)."""
+    if not data.isascii():
+        return True
+    names = sorted({name for names in moved_by_module.values() for name in names})
+    if not names:
+        return False
+    pattern = (
+        rb"\.(?:[ \t\f\r\n\\]|#[^\r\n]*)*(?:"
+        + b"|".join(re.escape(name.encode()) for name in names)
+        + rb")(?![A-Za-z0-9_])"
+    )
+    return re.search(pattern, data) is not None
+
+
+_CODES: dict[bytes, str] = {}
+_CODES_LIMIT = 512
+
+
+def _code_of(data: bytes, tree: cst.Module) -> str:
+    """`tree.code` for the tree parsed from `data`, remembered by content (each cycle's planning,
+    in every round, edits the same sources)."""
+    key = hashlib.blake2b(data, digest_size=16).digest()
+    text = _CODES.get(key)
+    if text is None:
+        if len(_CODES) >= _CODES_LIMIT:
+            _CODES.clear()
+        text = _CODES[key] = module_code(tree)
+    return text
