@@ -223,23 +223,27 @@ def _import_binding(
 _ANALYSED: OrderedDict[tuple[str, bool, bytes], ModuleAnalysis] = OrderedDict()
 _ANALYSED_LIMIT = 4096
 """Analyses hold no libcst tree when they come from `ast` (small): many are kept."""
-_TREES: OrderedDict[bytes, cst.Module] = OrderedDict()
-_TREES_LIMIT = 128
-"""libcst trees are large: the most recently used few are kept."""
+_TREES: OrderedDict[bytes, tuple[cst.Module, int]] = OrderedDict()
+_TREES_SOURCE_LIMIT = 1_000_000
+"""libcst trees take 30 to 80 times the bytes of their source: the most recently used trees are
+kept up to this many bytes of source (about 50 MB of trees)."""
+_trees_source = 0
 
 
 def parse_module_cached(data: bytes) -> cst.Module:
     """`cst.parse_module(data)`, remembered by content for the most recently used sources (trees
     are immutable: every user of the same bytes may share one; parse errors propagate)."""
+    global _trees_source
     key = hashlib.blake2b(data, digest_size=16).digest()
-    tree = _TREES.get(key)
-    if tree is not None:
+    known = _TREES.get(key)
+    if known is not None:
         _TREES.move_to_end(key)
-        return tree
+        return known[0]
     tree = cst.parse_module(data)
-    _TREES[key] = tree
-    if len(_TREES) > _TREES_LIMIT:
-        _TREES.popitem(last=False)
+    _TREES[key] = (tree, len(data))
+    _trees_source += len(data)
+    while _trees_source > _TREES_SOURCE_LIMIT and len(_TREES) > 1:
+        _trees_source -= _TREES.popitem(last=False)[1][1]
     return tree
 
 

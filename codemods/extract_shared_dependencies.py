@@ -178,6 +178,7 @@ class ExtractSharedDependencies(ProjectRule):
 
     def plan(self) -> Iterable[ProjectFinding]:
         self.writable_paths: dict[str, bool] = {}
+        self.import_candidates: dict[str, tuple[FileFacts, frozenset[str]]] = {}
         verdicts = cycle_verdicts(self.index)
         for verdict in verdicts:
             if verdict.fails:
@@ -239,7 +240,13 @@ class ExtractSharedDependencies(ProjectRule):
                     verbose=True,
                 )
             planner = _Planner(
-                self.index, self.settings, self.sources, cycle, seeds, self.writable_paths
+                self.index,
+                self.settings,
+                self.sources,
+                cycle,
+                seeds,
+                self.writable_paths,
+                self.import_candidates,
             )
             files, target = planner.plan()
         except Refusal as refusal:
@@ -333,6 +340,7 @@ class _Planner:
         cycle: list[str],
         seeds: list[tuple[str, str]],
         writable_paths: Optional[dict[str, bool]] = None,
+        import_candidates: Optional[dict[str, tuple[FileFacts, frozenset[str]]]] = None,
     ) -> None:
         self.index = index
         self.settings = settings
@@ -343,6 +351,9 @@ class _Planner:
         self.move = _Move()
         self.writable_paths: dict[str, bool] = {} if writable_paths is None else writable_paths
         """Per path, whether the run may write it (the same for every cycle of a planning)."""
+        self.import_candidates: dict[str, tuple[FileFacts, frozenset[str]]] = (
+            {} if import_candidates is None else import_candidates
+        )
         self.attribute_readers: dict[str, set[str]] = {}
         """Per file, what `_modules_read_as_attributes` found (the moved names are fixed once
         planned, and three checks ask)."""
@@ -644,18 +655,34 @@ class _Planner:
         if cached is not None:
             return cached
         found = set()
-        data = self.sources[facts.path]
-        for fact in facts.imports:
-            candidates = [fact.target] if not fact.names else []
-            candidates += [f"{fact.target}.{name}" for name in fact.names]
-            for candidate in candidates:
-                for module, names in moved_by_module.items():
-                    if (module == candidate or module.startswith(candidate + ".")) and any(
-                        re.search(rb"\." + re.escape(n.encode()) + rb"\b", data) for n in names
-                    ):
-                        found.add(module)
+        candidates = self._import_candidates(facts)
+        data: Optional[bytes] = None
+        for module, names in moved_by_module.items():
+            # imported as the module or a package holding it
+            parts = module.split(".")
+            if not any(".".join(parts[:cut]) in candidates for cut in range(1, len(parts) + 1)):
+                continue
+            if data is None:
+                data = self.sources[facts.path]
+            if any(re.search(rb"\." + re.escape(n.encode()) + rb"\b", data) for n in names):
+                found.add(module)
         self.attribute_readers[facts.path] = found
         return found
+
+    def _import_candidates(self, facts: FileFacts) -> frozenset[str]:
+        """What a file's imports may bind a module object to: `import m` -> m, `from m import
+        n` -> m.n (the same for every cycle of a planning)."""
+        known = self.import_candidates.get(facts.path)
+        if known is not None and known[0] is facts:
+            return known[1]
+        candidates: set[str] = set()
+        for fact in facts.imports:
+            if not fact.names:
+                candidates.add(fact.target)
+            candidates.update(f"{fact.target}.{name}" for name in fact.names)
+        result = frozenset(candidates)
+        self.import_candidates[facts.path] = (facts, result)
+        return result
 
     def _importers(
         self, moved_by_module: dict[str, set[str]], keep: dict[str, set[str]]
