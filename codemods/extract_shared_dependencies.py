@@ -119,7 +119,7 @@ from depfix.imports import (
     remove_imports_made_unused,
     uses_relative_imports,
 )
-from depfix.index import Class, Function, ProjectIndex
+from depfix.index import Class, DependencyRef, Function, ProjectIndex
 from depfix.io import SourceError
 from depfix.rules import SAFE, Changeset, ProjectFinding, ProjectRule, Span, register
 from depfix.values import Name
@@ -179,6 +179,16 @@ class ExtractSharedDependencies(ProjectRule):
     def plan(self) -> Iterable[ProjectFinding]:
         self.writable_paths: dict[str, bool] = {}
         self.import_candidates: dict[str, tuple[FileFacts, frozenset[str]]] = {}
+        self.dependency_targets: tuple[
+            set[Union[Function, Class]], set[Optional[tuple[str, str]]]
+        ] = (
+            set(),
+            set(),
+        )
+        """What dependencies target, and the sites of the names they target, ..."""
+        self.dependency_refs_seen = [0, 0]
+        """... over the first this many of the index's dependency references (this list)."""
+        self.dependency_refs_list: Optional[list[DependencyRef]] = None
         verdicts = cycle_verdicts(self.index)
         for verdict in verdicts:
             if verdict.fails:
@@ -265,16 +275,23 @@ class ExtractSharedDependencies(ProjectRule):
         )
 
     def _seeds(self, cycle: list[str], edges: list[Edge]) -> list[tuple[str, str]]:
-        targets = {
-            ref.target
-            for ref in self.index.dependency_refs
-            if isinstance(ref.target, (Function, Class))
-        }
-        sites = {
-            _site(self.index, ref.fact.target.qname)
-            for ref in self.index.dependency_refs
-            if isinstance(ref.fact.target, Name)
-        }
+        # the same for every cycle: grown only with the references of files loaded since
+        refs = self.index.dependency_refs
+        if refs is not self.dependency_refs_list:
+            self.dependency_refs_list = refs
+            self.dependency_targets = (set(), set())
+            self.dependency_refs_seen = [0, 0]
+        targets, sites = self.dependency_targets
+        seen = self.dependency_refs_seen
+        targets.update(
+            ref.target for ref in refs[seen[0] :] if isinstance(ref.target, (Function, Class))
+        )
+        seen[0] = len(refs)
+        while seen[1] < len(refs):  # finding a site may load files, and their references
+            ref = refs[seen[1]]
+            seen[1] += 1
+            if isinstance(ref.fact.target, Name):
+                sites.add(_site(self.index, ref.fact.target.qname))
         seeds: set[tuple[str, str]] = set()
         members = set(cycle)
         for edge in edges:
