@@ -371,6 +371,8 @@ class _Planner:
         self.import_candidates: dict[str, tuple[FileFacts, frozenset[str]]] = (
             {} if import_candidates is None else import_candidates
         )
+        self.module_prefixes: dict[str, frozenset[str]] = {}
+        """Per module, it and the packages holding it."""
         self.attribute_readers: dict[str, set[str]] = {}
         """Per file, what `_modules_read_as_attributes` found (the moved names are fixed once
         planned, and three checks ask)."""
@@ -676,8 +678,12 @@ class _Planner:
         data: Optional[bytes] = None
         for module, names in moved_by_module.items():
             # imported as the module or a package holding it
-            parts = module.split(".")
-            if not any(".".join(parts[:cut]) in candidates for cut in range(1, len(parts) + 1)):
+            prefixes = self.module_prefixes.get(module)
+            if prefixes is None:
+                parts = module.split(".")
+                prefixes = frozenset(".".join(parts[:cut]) for cut in range(1, len(parts) + 1))
+                self.module_prefixes[module] = prefixes
+            if candidates.isdisjoint(prefixes):
                 continue
             if data is None:
                 data = self.sources[facts.path]
