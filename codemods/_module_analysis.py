@@ -266,7 +266,11 @@ def analyse_source(module: str, is_package: bool, data: bytes) -> ModuleAnalysis
     try:
         found = _analyse_ast(module, is_package, data)
     except _Unsupported:
-        found = analyse(module, is_package, cst.parse_module(data))
+        found = analyse(module, is_package, parse_module_cached(data))
+        # kept without its tree, which is found again by content (as for an ast analysis)
+        found._tree, found._source, found._matched = None, data, True
+        for statement in found.statements:
+            statement._node, statement._owner = None, found
     _ANALYSED[key] = found
     if len(_ANALYSED) > _ANALYSED_LIMIT:
         _ANALYSED.popitem(last=False)
