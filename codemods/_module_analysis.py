@@ -11,6 +11,7 @@ import ast
 import builtins
 import hashlib
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Optional, Union, cast
 
@@ -74,11 +75,13 @@ class Statement:
     @property
     def node(self) -> Union[cst.SimpleStatementLine, cst.BaseCompoundStatement]:
         """The libcst statement (the module is parsed with libcst on first use)."""
-        if self._node is None:
-            assert self._owner is not None
-            self._owner.tree  # noqa: B018 - parsing fills in every statement's node
-            assert self._node is not None
-        return self._node
+        if self._node is not None:
+            return self._node
+        assert self._owner is not None
+        # not kept: the tree lives in the bounded cache of parsed sources
+        node = self._owner.tree.body[self.position]
+        assert isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
+        return node
 
     @property
     def movable(self) -> bool:
@@ -121,13 +124,19 @@ class ModuleAnalysis:
     unresolved: set[str] = field(default_factory=set)
     """Names read somewhere that nothing binds (and are not builtins)."""
     _source: Optional[bytes] = field(default=None, repr=False, compare=False)
+    _matched: bool = field(default=False, repr=False, compare=False)
+    """Whether the libcst statements of `_source` were found to match `statements`."""
 
     @property
     def tree(self) -> cst.Module:
         """The libcst module, parsed on first use when the analysis came from `ast`."""
-        if self._tree is None:
-            assert self._source is not None
-            tree = cst.parse_module(self._source)
+        if self._tree is not None:
+            return self._tree
+        assert self._source is not None
+        # Not kept on the analysis (analyses are remembered in numbers, trees are large): parsed
+        # sources are remembered by content, a bounded number of them.
+        tree = parse_module_cached(self._source)
+        if not self._matched:
             if len(tree.body) != len(self.statements) or any(
                 _cst_kind(node) != statement.kind
                 for node, statement in zip(tree.body, self.statements)
@@ -135,10 +144,8 @@ class ModuleAnalysis:
                 raise RuntimeError(
                     f"the ast analysis of {self.module} does not match its libcst statements"
                 )
-            for node, statement in zip(tree.body, self.statements):
-                statement._node = node
-            self._tree = tree
-        return self._tree
+            self._matched = True
+        return tree
 
 
 def _scope_is_definition_time(scope: Scope) -> bool:
@@ -213,8 +220,31 @@ def _import_binding(
     return None
 
 
-_ANALYSED: dict[tuple[str, bool, bytes], ModuleAnalysis] = {}
-_ANALYSED_LIMIT = 256
+_ANALYSED: OrderedDict[tuple[str, bool, bytes], ModuleAnalysis] = OrderedDict()
+_ANALYSED_LIMIT = 4096
+"""Analyses hold no libcst tree when they come from `ast` (small): many are kept."""
+_TREES: OrderedDict[bytes, tuple[cst.Module, int]] = OrderedDict()
+_TREES_SOURCE_LIMIT = 1_000_000
+"""libcst trees take 30 to 80 times the bytes of their source: the most recently used trees are
+kept up to this many bytes of source (about 50 MB of trees)."""
+_trees_source = 0
+
+
+def parse_module_cached(data: bytes) -> cst.Module:
+    """`cst.parse_module(data)`, remembered by content for the most recently used sources (trees
+    are immutable: every user of the same bytes may share one; parse errors propagate)."""
+    global _trees_source
+    key = hashlib.blake2b(data, digest_size=16).digest()
+    known = _TREES.get(key)
+    if known is not None:
+        _TREES.move_to_end(key)
+        return known[0]
+    tree = cst.parse_module(data)
+    _TREES[key] = (tree, len(data))
+    _trees_source += len(data)
+    while _trees_source > _TREES_SOURCE_LIMIT and len(_TREES) > 1:
+        _trees_source -= _TREES.popitem(last=False)[1][1]
+    return tree
 
 
 def analyse_source(module: str, is_package: bool, data: bytes) -> ModuleAnalysis:
@@ -230,14 +260,20 @@ def analyse_source(module: str, is_package: bool, data: bytes) -> ModuleAnalysis
     """
     key = (module, is_package, hashlib.blake2b(data, digest_size=16).digest())
     found = _ANALYSED.get(key)
-    if found is None:
-        if len(_ANALYSED) >= _ANALYSED_LIMIT:
-            _ANALYSED.clear()
-        try:
-            found = _analyse_ast(module, is_package, data)
-        except _Unsupported:
-            found = analyse(module, is_package, cst.parse_module(data))
-        _ANALYSED[key] = found
+    if found is not None:
+        _ANALYSED.move_to_end(key)
+        return found
+    try:
+        found = _analyse_ast(module, is_package, data)
+    except _Unsupported:
+        found = analyse(module, is_package, parse_module_cached(data))
+        # kept without its tree, which is found again by content (as for an ast analysis)
+        found._tree, found._source, found._matched = None, data, True
+        for statement in found.statements:
+            statement._node, statement._owner = None, found
+    _ANALYSED[key] = found
+    if len(_ANALYSED) > _ANALYSED_LIMIT:
+        _ANALYSED.popitem(last=False)
     return found
 
 

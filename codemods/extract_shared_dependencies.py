@@ -82,6 +82,7 @@ conditionally or rebound, a value that uses `__name__`, or when a string such as
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -100,7 +101,12 @@ from codemods._import_edits import (
     statement_code,
 )
 from codemods._import_graph import Edge, cycle_edges, name_import_cycles
-from codemods._module_analysis import ImportBinding, ModuleAnalysis, analyse_source
+from codemods._module_analysis import (
+    ImportBinding,
+    ModuleAnalysis,
+    analyse_source,
+    parse_module_cached,
+)
 from codemods._placement import new_module_path
 from depfix.config import Settings
 from depfix.facts import FileFacts, extract_facts, parse_source
@@ -108,11 +114,12 @@ from depfix.import_order import CycleVerdict, cycle_verdicts, failing_cycles
 from depfix.imports import (
     add_from_import,
     add_import,
+    module_code,
     relative_source,
     remove_imports_made_unused,
     uses_relative_imports,
 )
-from depfix.index import Class, Function, ProjectIndex
+from depfix.index import Class, DependencyRef, Function, ProjectIndex
 from depfix.io import SourceError
 from depfix.rules import SAFE, Changeset, ProjectFinding, ProjectRule, Span, register
 from depfix.values import Name
@@ -170,6 +177,18 @@ class ExtractSharedDependencies(ProjectRule):
     FASTAPI_ONLY = True
 
     def plan(self) -> Iterable[ProjectFinding]:
+        self.writable_paths: dict[str, bool] = {}
+        self.import_candidates: dict[str, tuple[FileFacts, frozenset[str]]] = {}
+        self.dependency_targets: tuple[
+            set[Union[Function, Class]], set[Optional[tuple[str, str]]]
+        ] = (
+            set(),
+            set(),
+        )
+        """What dependencies target, and the sites of the names they target, ..."""
+        self.dependency_refs_seen = [0, 0]
+        """... over the first this many of the index's dependency references (this list)."""
+        self.dependency_refs_list: Optional[list[DependencyRef]] = None
         verdicts = cycle_verdicts(self.index)
         for verdict in verdicts:
             if verdict.fails:
@@ -230,7 +249,15 @@ class ExtractSharedDependencies(ProjectRule):
                     info=True,
                     verbose=True,
                 )
-            planner = _Planner(self.index, self.settings, self.sources, cycle, seeds)
+            planner = _Planner(
+                self.index,
+                self.settings,
+                self.sources,
+                cycle,
+                seeds,
+                self.writable_paths,
+                self.import_candidates,
+            )
             files, target = planner.plan()
         except Refusal as refusal:
             return ProjectFinding(
@@ -248,16 +275,23 @@ class ExtractSharedDependencies(ProjectRule):
         )
 
     def _seeds(self, cycle: list[str], edges: list[Edge]) -> list[tuple[str, str]]:
-        targets = {
-            ref.target
-            for ref in self.index.dependency_refs
-            if isinstance(ref.target, (Function, Class))
-        }
-        sites = {
-            _site(self.index, ref.fact.target.qname)
-            for ref in self.index.dependency_refs
-            if isinstance(ref.fact.target, Name)
-        }
+        # the same for every cycle: grown only with the references of files loaded since
+        refs = self.index.dependency_refs
+        if refs is not self.dependency_refs_list:
+            self.dependency_refs_list = refs
+            self.dependency_targets = (set(), set())
+            self.dependency_refs_seen = [0, 0]
+        targets, sites = self.dependency_targets
+        seen = self.dependency_refs_seen
+        targets.update(
+            ref.target for ref in refs[seen[0] :] if isinstance(ref.target, (Function, Class))
+        )
+        seen[0] = len(refs)
+        while seen[1] < len(refs):  # finding a site may load files, and their references
+            ref = refs[seen[1]]
+            seen[1] += 1
+            if isinstance(ref.fact.target, Name):
+                sites.add(_site(self.index, ref.fact.target.qname))
         seeds: set[tuple[str, str]] = set()
         members = set(cycle)
         for edge in edges:
@@ -322,6 +356,8 @@ class _Planner:
         sources: Mapping[str, bytes],
         cycle: list[str],
         seeds: list[tuple[str, str]],
+        writable_paths: Optional[dict[str, bool]] = None,
+        import_candidates: Optional[dict[str, tuple[FileFacts, frozenset[str]]]] = None,
     ) -> None:
         self.index = index
         self.settings = settings
@@ -330,6 +366,13 @@ class _Planner:
         self.seeds = seeds
         self.analyses: dict[str, ModuleAnalysis] = {}
         self.move = _Move()
+        self.writable_paths: dict[str, bool] = {} if writable_paths is None else writable_paths
+        """Per path, whether the run may write it (the same for every cycle of a planning)."""
+        self.import_candidates: dict[str, tuple[FileFacts, frozenset[str]]] = (
+            {} if import_candidates is None else import_candidates
+        )
+        self.module_prefixes: dict[str, frozenset[str]] = {}
+        """Per module, it and the packages holding it."""
         self.attribute_readers: dict[str, set[str]] = {}
         """Per file, what `_modules_read_as_attributes` found (the moved names are fixed once
         planned, and three checks ask)."""
@@ -358,7 +401,7 @@ class _Planner:
 
     def _tree(self, path: str) -> cst.Module:
         try:
-            return cst.parse_module(self.sources[path])
+            return parse_module_cached(self.sources[path])
         except (cst.ParserSyntaxError, RecursionError, ValueError) as error:
             raise Refusal(f"libcst cannot parse {path}: {error}") from None
 
@@ -371,8 +414,12 @@ class _Planner:
             self.index.load_mentioning(word.encode())
 
     def writable(self, path: str) -> bool:
-        check = getattr(self.sources, "writable", None)
-        return bool(check(path)) if check is not None else True
+        known = self.writable_paths.get(path)
+        if known is None:
+            check = getattr(self.sources, "writable", None)
+            known = bool(check(path)) if check is not None else True
+            self.writable_paths[path] = known
+        return known
 
     # -- what moves
     def collect(self) -> None:
@@ -627,18 +674,38 @@ class _Planner:
         if cached is not None:
             return cached
         found = set()
-        data = self.sources[facts.path]
-        for fact in facts.imports:
-            candidates = [fact.target] if not fact.names else []
-            candidates += [f"{fact.target}.{name}" for name in fact.names]
-            for candidate in candidates:
-                for module, names in moved_by_module.items():
-                    if (module == candidate or module.startswith(candidate + ".")) and any(
-                        re.search(rb"\." + re.escape(n.encode()) + rb"\b", data) for n in names
-                    ):
-                        found.add(module)
+        candidates = self._import_candidates(facts)
+        data: Optional[bytes] = None
+        for module, names in moved_by_module.items():
+            # imported as the module or a package holding it
+            prefixes = self.module_prefixes.get(module)
+            if prefixes is None:
+                parts = module.split(".")
+                prefixes = frozenset(".".join(parts[:cut]) for cut in range(1, len(parts) + 1))
+                self.module_prefixes[module] = prefixes
+            if candidates.isdisjoint(prefixes):
+                continue
+            if data is None:
+                data = self.sources[facts.path]
+            if any(re.search(rb"\." + re.escape(n.encode()) + rb"\b", data) for n in names):
+                found.add(module)
         self.attribute_readers[facts.path] = found
         return found
+
+    def _import_candidates(self, facts: FileFacts) -> frozenset[str]:
+        """What a file's imports may bind a module object to: `import m` -> m, `from m import
+        n` -> m.n (the same for every cycle of a planning)."""
+        known = self.import_candidates.get(facts.path)
+        if known is not None and known[0] is facts:
+            return known[1]
+        candidates: set[str] = set()
+        for fact in facts.imports:
+            if not fact.names:
+                candidates.add(fact.target)
+            candidates.update(f"{fact.target}.{name}" for name in fact.names)
+        result = frozenset(candidates)
+        self.import_candidates[facts.path] = (facts, result)
+        return result
 
     def _importers(
         self, moved_by_module: dict[str, set[str]], keep: dict[str, set[str]]
@@ -709,6 +776,7 @@ class _Planner:
         target_module: str,
     ) -> cst.Module:
         facts = self.index.files[path]
+        data = self.sources[path]
         before = self._tree(path)
         module = facts.module
         removed_positions = {p for (m, p) in self.move.statements if m == module}
@@ -735,7 +803,8 @@ class _Planner:
         tree = tree.visit(retarget)
         first_party = self.index.top_level_packages()
         attributes = RetargetAttributes(self.index, facts, moved_by_module, target_module)
-        rewritten = tree.visit(attributes)
+        # it changes only `x.name` reads of moved names: not worth a traversal when none is written
+        rewritten = tree.visit(attributes) if _may_read_attributes(data, moved_by_module) else tree
         if attributes.changed:
             tree = self._bind_new_module(facts, rewritten, attributes, target_module, first_party)
             removed_positions = removed_positions or {-1}  # drop the module imports left unused
@@ -747,7 +816,7 @@ class _Planner:
             exported = self.index.names_imported_from(module)
             if exported is not None:
                 kept = frozenset(exported) | frozenset(facts.all_names or ()) | frozenset(needed)
-                tree = remove_imports_made_unused(before, tree, kept)
+                tree = remove_imports_made_unused(before, tree, kept, _code_of(data, before))
         return tree
 
     def _bind_new_module(
@@ -935,3 +1004,33 @@ class _Planner:
 
 
 # ---- helpers for libcst edits ---------------------------------------------------------------------
+def _may_read_attributes(data: bytes, moved_by_module: dict[str, set[str]]) -> bool:
+    """Whether `data` may hold `x.name` for a moved name: a dot, then any spaces, line
+    continuations or comments, then the name (a file that is not ASCII is not searched)."""
+    if not data.isascii():
+        return True
+    names = sorted({name for names in moved_by_module.values() for name in names})
+    if not names:
+        return False
+    pattern = (
+        rb"\.(?:[ \t\f\r\n\\]|#[^\r\n]*)*(?:"
+        + b"|".join(re.escape(name.encode()) for name in names)
+        + rb")(?![A-Za-z0-9_])"
+    )
+    return re.search(pattern, data) is not None
+
+
+_CODES: dict[bytes, str] = {}
+_CODES_LIMIT = 512
+
+
+def _code_of(data: bytes, tree: cst.Module) -> str:
+    """`tree.code` for the tree parsed from `data`, remembered by content (each cycle's planning,
+    in every round, edits the same sources)."""
+    key = hashlib.blake2b(data, digest_size=16).digest()
+    text = _CODES.get(key)
+    if text is None:
+        if len(_CODES) >= _CODES_LIMIT:
+            _CODES.clear()
+        text = _CODES[key] = module_code(tree)
+    return text

@@ -444,6 +444,8 @@ class _Simulation:
         self.modules: dict[str, _Running] = {}
         self.stack: list[_Running] = []
         """The modules running, outermost first."""
+        self.asked: Optional[dict[str, Optional[FileFacts]]] = None
+        """When set: each module name looked up in the index, first asked first, with its facts."""
 
     def run(self) -> Optional[Failure]:
         try:
@@ -453,7 +455,10 @@ class _Simulation:
         return None
 
     def facts(self, name: str) -> Optional[FileFacts]:
-        return self.index.modules.get(name)
+        found = self.index.modules.get(name)
+        if self.asked is not None and name not in self.asked:
+            self.asked[name] = found
+        return found
 
     def load(self, name: str) -> None:
         """`import name`: each package on the way, then the module."""
@@ -675,8 +680,40 @@ def _upstream(importers: dict[str, set[str]], members: frozenset[str]) -> frozen
     return frozenset(found)
 
 
+_FAILURES: dict[
+    tuple[frozenset[str], frozenset[str]],
+    tuple[tuple[tuple[str, Optional[FileFacts]], ...], list[Failure]],
+] = {}
+_FAILURES_LIMIT = 4096
+
+
 def _first_import_failures(
     index: ProjectIndex, members: frozenset[str], simulated: frozenset[str]
+) -> list[Failure]:
+    """`_simulated_failures`, remembered: the simulations depend only on the facts of the modules
+    they look up, so an index holding the same facts for each of them (planning verifies each
+    fix on an index where only the edited files differ) gets the same answer. The look-ups are
+    made again, in the same order, as the simulations would (a lazy index loads modules on them).
+    """
+    key = (members, simulated)
+    known = _FAILURES.get(key)
+    if known is not None:
+        asked, failures = known
+        if all(index.modules.get(name) is facts for name, facts in asked):
+            return failures
+    recorded: dict[str, Optional[FileFacts]] = {}
+    failures = _simulated_failures(index, members, simulated, recorded)
+    if len(_FAILURES) >= _FAILURES_LIMIT:
+        _FAILURES.clear()
+    _FAILURES[key] = (tuple(recorded.items()), failures)
+    return failures
+
+
+def _simulated_failures(
+    index: ProjectIndex,
+    members: frozenset[str],
+    simulated: frozenset[str],
+    asked: Optional[dict[str, Optional[FileFacts]]] = None,
 ) -> list[Failure]:
     """How importing each member first fails, for the members that fail.
 
@@ -700,6 +737,7 @@ def _first_import_failures(
                     break
             if known is None:
                 simulation = _Simulation(index, members, simulated, name)
+                simulation.asked = asked
                 known = simulation.run(), frozenset(simulation.modules)
             runs[name] = known
         return known
