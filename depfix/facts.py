@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import builtins
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -356,6 +357,7 @@ class _Extractor(ast.NodeVisitor):
         self.facts = facts
         self.text = text
         self.lines = text.splitlines()
+        self.segment_lines: Optional[list[str]] = None  # as `ast.get_source_segment` splits
         original = getattr(text, "original", None)  # a `depfix.lowering.Lowered` text's
         self.original_lines = original.splitlines() if isinstance(original, str) else None
         self.scopes: list[_Scope] = [_Scope("module", "")]
@@ -491,11 +493,27 @@ class _Extractor(ast.NodeVisitor):
         finally:
             self.scopes = scopes
 
+    def segment(self, node: Union[ast.expr, ast.keyword]) -> Optional[str]:
+        """`ast.get_source_segment(text, node)`, without splitting the whole text at every call
+        (which made reading a large module with many markers quadratic)."""
+        if self.segment_lines is None:
+            self.segment_lines = _LINE.findall(self.text)
+        end_line, end_column = node.end_lineno, node.end_col_offset
+        if end_line is None or end_column is None:
+            return None
+        lines = self.segment_lines
+        line, column = node.lineno - 1, node.col_offset
+        if end_line - 1 == line:
+            return lines[line].encode()[column:end_column].decode()
+        first = lines[line].encode()[column:].decode()
+        last = lines[end_line - 1].encode()[:end_column].decode()
+        return "".join([first, *lines[line + 1 : end_line - 1], last])
+
     def options_source(self, node: ast.Call) -> str:
         """A marker call's arguments other than the dependency, as the file writes them."""
         parts = []
         for child in [*node.args[1:], *(k for k in node.keywords if k.arg != "dependency")]:
-            segment = ast.get_source_segment(self.text, child)
+            segment = self.segment(child)
             if segment is None or "\n" in segment or "#" in segment:
                 return _options(node)
             parts.append(segment)
@@ -986,7 +1004,7 @@ class _Extractor(ast.NodeVisitor):
         return None
 
     def metadata_fact(self, node: ast.expr, in_string: bool = False) -> MetadataFact:
-        text = None if in_string else ast.get_source_segment(self.text, node)
+        text = None if in_string else self.segment(node)
         if text is None or "\n" in text or "#" in text:
             text = ast.unparse(node)
         try:
@@ -1300,6 +1318,10 @@ class _Extractor(ast.NodeVisitor):
                 node.lineno,
             )
         )
+
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+"""A line and its end, as `ast.get_source_segment` splits a text (at CR, LF, CRLF; not at a form feed)."""
 
 
 def _dotted(node: ast.expr) -> Optional[str]:
