@@ -512,7 +512,9 @@ class _Extractor(ast.NodeVisitor):
     def options_source(self, node: ast.Call) -> str:
         """A marker call's arguments other than the dependency, as the file writes them."""
         parts = []
-        for child in [*node.args[1:], *(k for k in node.keywords if k.arg != "dependency")]:
+        children: list[Union[ast.expr, ast.keyword]] = [*node.args[1:]]
+        children += [k for k in node.keywords if k.arg != "dependency"]
+        for child in children:
             segment = self.segment(child)
             if segment is None or "\n" in segment or "#" in segment:
                 return _options(node)
