@@ -410,7 +410,9 @@ def test_the_standard_library_gets_no_output_without_verbose(
     assert captured.err.count("\n") == 1  # the summary line alone
     assert main(["check", ".", "--no-cache", "--verbose"]) == 0
     notes = capsys.readouterr().err
-    assert (
-        "note: DF008 import cycle json <-> json.decoder cannot fail: each of its modules " in notes
-    )
+    # which cycles are looked at depends on which files the rules' gates admit (and the lazy
+    # index loads what they import): the ones found are notes, none of them an error
+    cycles = [line for line in notes.splitlines() if "note: DF008 import cycle " in line]
+    assert cycles
+    assert all("cannot fail" in line or "only through" in line for line in cycles), cycles
     assert "fails" not in notes.replace("cannot fail", "")

@@ -408,7 +408,8 @@ def test_statements_and_tree_are_parsed_lazily() -> None:
     assert analysis.definitions == {"f": [2], "C": [3], "x": [4]}
     node = analysis.statements[2].node
     assert isinstance(node, cst.FunctionDef) and node.name.value == "f"
-    assert analysis._tree is not None
+    assert analysis._tree is None  # not kept on the analysis: parsed trees are shared by content
+    assert analysis._matched  # the libcst statements were checked against the ast ones
     assert analysis.tree.body[2] is node
     assert [s.node for s in analysis.statements] == list(analysis.tree.body)
 

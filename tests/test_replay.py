@@ -389,18 +389,41 @@ def test_an_edit_is_replayed_only_when_it_cannot_change_the_result(
 
 
 def test_an_edit_of_a_dependency_runs_again(depfix: _Launch, tree: Path) -> None:
-    write_tree(tree, {"app/routes.py": ROUTES.replace("Depends(get_db())", "Depends(get_db)")})
-    _stored_and_replayed(depfix, tree, "check", ".")
-    _append("app/deps.py", "# only a comment, but rules look at this file\n")(tree)
-    _runs_again(depfix, tree)
-
-
-def test_an_edit_that_lets_a_rule_run_on_a_file_runs_again(depfix: _Launch, tree: Path) -> None:
-    """A dependency no rule ran on (none of their needles was there) gets one, in a comment."""
     write_tree(
         tree,
         {
-            "app/flags.py": "def get_flag():\n    pass\n",
+            "app/routes.py": ROUTES.replace("Depends(get_db())", "Depends(get_db)"),
+            "app/deps.py": "def get_db():\n    db = 1\n    yield db\n    print('closed')\n",
+        },
+    )
+    stored = _stored_and_replayed(depfix, tree, "check", ".")
+    assert b"app/deps.py:3:5: DF002" in stored[1]
+    _append("app/deps.py", "# only a comment, but a rule reports in this file\n")(tree)
+    _runs_again(depfix, tree)
+
+
+def test_an_edit_of_a_dependency_no_gate_admits_is_replayed(depfix: _Launch, tree: Path) -> None:
+    """No rule runs on `get_db` (a generator with nothing after its `yield`): while the file's facts
+    stay the same, so do the gates' answers, and an edit cannot change the output."""
+    write_tree(tree, {"app/routes.py": ROUTES.replace("Depends(get_db())", "Depends(get_db)")})
+    stored = _stored_and_replayed(depfix, tree, "check", ".")
+    _append("app/deps.py", "# a comment: yield, Depends, asyncio.run\n")(tree)
+    calls = depfix.cli_calls
+    replayed = depfix(tree, "check", ".")
+    assert depfix.cli_calls == calls, "the unchanged output was not replayed"
+    assert replayed == stored == _fresh(depfix, tree, "check", ".")
+
+
+def test_an_edit_that_lets_a_rule_run_on_a_file_runs_again(depfix: _Launch, tree: Path) -> None:
+    """A dependency whose gate admits a rule that never ran on it (none of its needles was there:
+    `asyncio` is imported under another name) gets one, in a comment."""
+    write_tree(
+        tree,
+        {
+            "app/flags.py": (
+                "import asyncio as aio\n\n\nasync def work():\n    return 1\n\n\n"
+                "def get_flag():\n    return aio.run(work())\n"
+            ),
             "app/routes.py": ROUTES.replace(
                 "import get_db\n", "import get_db\nfrom app.flags import get_flag\n"
             )
@@ -412,7 +435,8 @@ def test_an_edit_that_lets_a_rule_run_on_a_file_runs_again(depfix: _Launch, tree
         "app/flags.py",
         "# asyncio.run(...) in a comment: the asyncio.run rule now reads this file\n",
     )(tree)
-    assert _runs_again(depfix, tree) == stored
+    after = _runs_again(depfix, tree)
+    assert b"DF009" not in stored[1] and b"app/flags.py:9:12: DF009" in after[1]
 
 
 def test_depfix_and_its_libraries_are_inputs(depfix: _Launch, tree: Path) -> None:
