@@ -1,8 +1,8 @@
 """Does a change of depfix change its output? Compare two checkouts on the same trees, byte for byte.
 
 For each tree, runs each checkout's `python -m depfix` (with PYTHONPATH set to the checkout) as
-`check` (text, json, sarif) and `apply --unsafe --diff`, all with `--no-cache`, and reports which
-outputs (stdout, exit status) differ. Nothing is written to the trees. Performance work must keep
+`check` (text with `--verbose`, json, sarif) and `apply --unsafe --diff`, all with `--no-cache`, and
+reports which outputs (stdout and stderr, exit status) differ. Nothing is written to the trees. Performance work must keep
 every output identical (issue "Performance redesign").
 
 Usage: python benchmarks/identity.py --base /path/to/old/checkout [--new .] TREE [TREE ...]
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 COMMANDS = (
-    ["check", "--no-cache", "."],
+    ["check", "--no-cache", "--verbose", "."],
     ["check", "--no-cache", "--format", "json", "."],
     ["check", "--no-cache", "--format", "sarif", "."],
     ["apply", "--unsafe", "--diff", "--no-cache", "."],
@@ -26,6 +26,7 @@ COMMANDS = (
 
 
 def _run(checkout: Path, command: list[str], tree: Path) -> tuple[int, bytes]:
+    """Exit status, and stdout followed by stderr."""
     env = dict(os.environ, PYTHONPATH=str(checkout), NO_COLOR="1")
     env.pop("DEPFIX_NO_CACHE", None)
     done = subprocess.run(
@@ -33,7 +34,7 @@ def _run(checkout: Path, command: list[str], tree: Path) -> tuple[int, bytes]:
     )
     if b"Traceback" in done.stderr:
         raise SystemExit(f"{checkout} crashed on {tree}: {done.stderr.decode(errors='replace')}")
-    return done.returncode, done.stdout
+    return done.returncode, done.stdout + b"\n--- stderr\n" + done.stderr
 
 
 def main() -> int:
