@@ -29,7 +29,7 @@ from libcst.metadata import (
     ScopeProvider,
 )
 
-from depfix.facts import resolve_relative
+from depfix.facts import ast_dotted, resolve_relative
 from depfix.imports import dotted
 
 BUILTIN_NAMES = frozenset(dir(builtins)) | {"__file__", "__name__", "__doc__", "__spec__"}
@@ -957,18 +957,8 @@ def _ast_type_checking_block(group: list[ast.stmt]) -> bool:
     node = group[0]
     if len(group) != 1 or not isinstance(node, ast.If) or node.orelse:
         return False
-    test = _ast_dotted(node.test)
+    test = ast_dotted(node.test)
     return test is not None and test.split(".")[-1] == "TYPE_CHECKING"
-
-
-def _ast_dotted(node: ast.expr) -> Optional[str]:
-    """`dotted` on the ast equivalent."""
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        base = _ast_dotted(node.value)
-        return f"{base}.{node.attr}" if base else None
-    return None
 
 
 def _ast_import_binding(

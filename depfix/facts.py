@@ -594,7 +594,7 @@ class _Extractor(ast.NodeVisitor):
             or isinstance(node.args[0], ast.Starred)
         ):
             return
-        callee = _dotted(node.func)
+        callee = ast_dotted(node.func)
         if callee is None:
             if not (isinstance(node.func, ast.Attribute) and node.func.attr == RUN_UNTIL_COMPLETE):
                 return
@@ -718,7 +718,7 @@ class _Extractor(ast.NodeVisitor):
                     continue
                 call = statement.items[0].context_expr
                 call = call.value if isinstance(call, ast.Await) else call
-                callee = _dotted(call.func) if isinstance(call, ast.Call) else None
+                callee = ast_dotted(call.func) if isinstance(call, ast.Call) else None
                 if callee is not None:
                     callees.append(callee)
             return False, tuple(callees)
@@ -1326,12 +1326,12 @@ _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 """A line and its end, as `ast.get_source_segment` splits a text (at CR, LF, CRLF; not at a form feed)."""
 
 
-def _dotted(node: ast.expr) -> Optional[str]:
+def ast_dotted(node: ast.expr) -> Optional[str]:
     """`a.b.c` for a Name/Attribute chain, else None (as `depfix.imports.dotted` reads libcst)."""
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Attribute):
-        base = _dotted(node.value)
+        base = ast_dotted(node.value)
         return f"{base}.{node.attr}" if base else None
     return None
 
@@ -1366,7 +1366,7 @@ def _returned_callee(body: list[ast.stmt]) -> Optional[str]:
                 returned = statement.value
     if isinstance(returned, ast.Await):
         returned = returned.value
-    return _dotted(returned.func) if isinstance(returned, ast.Call) else None
+    return ast_dotted(returned.func) if isinstance(returned, ast.Call) else None
 
 
 def _options(node: ast.Call) -> str:
