@@ -14,6 +14,7 @@ from typing import Callable, Optional, Union
 import libcst as cst
 
 from depfix.facts import FileFacts
+from depfix.imports import dotted
 from depfix.index import External, Instance, ProjectIndex, Resolved
 
 SESSION_CLASSES = {
@@ -59,17 +60,23 @@ class Resource:
         return self.kind in ("session", "connection")
 
 
-def resource_of(
-    call: cst.BaseExpression, resolve: Callable[[cst.BaseExpression], Resolved]
-) -> Optional[Resource]:
-    """The resource a call creates, when it is one depfix knows."""
+def resource_of(call: cst.BaseExpression, resolve: Callable[[str], Resolved]) -> Optional[Resource]:
+    """The resource a call creates, when it is one depfix knows (`resolve`: a dotted name's referent
+    at the top level of the file, as `FileRule.resolve_name`)."""
     if isinstance(call, cst.Await):
         call = call.expression
     if not isinstance(call, cst.Call):
         return None
-    func = call.func
-    if isinstance(func, cst.Attribute) and func.attr.value == "connect":
-        engine = resolve(func.value)
+    callee = dotted(call.func)
+    return callee_resource(callee, resolve) if callee is not None else None
+
+
+def callee_resource(callee: str, resolve: Callable[[str], Resolved]) -> Optional[Resource]:
+    """The resource a call of the dotted name `callee` creates, when it is one depfix knows: what
+    `resource_of` decides for a call, and the rules' gates for a callee the facts recorded."""
+    owner, _, attribute = callee.rpartition(".")
+    if owner and attribute == "connect":
+        engine = resolve(owner)
         if (
             isinstance(engine, Instance)
             and isinstance(engine.of, External)
@@ -77,7 +84,7 @@ def resource_of(
         ):
             return Resource("connection", "close", ENGINES[engine.of.qname])
         return None
-    resolved = resolve(func)
+    resolved = resolve(callee)
     if isinstance(resolved, External):
         if resolved.qname in SESSION_CLASSES:
             return Resource("session", "close", SESSION_CLASSES[resolved.qname])

@@ -218,7 +218,7 @@ class AddMissingDepends(FileRule):
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
         """Mirrors `visit_FunctionDef` and `site`: a route or dependency with a parameter left
         without `Depends()` whose type needs a dependency (see `injection_candidates`)."""
-        for function in (*facts.functions.values(), *facts.shadowed_functions):
+        for function in facts.every_function():
             params = unwired_params(function)
             if not params or index.fastapi_role((function.module, function.qualname)) is None:
                 continue

@@ -195,7 +195,7 @@ class AnnotateParameters(FileRule):
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
         """Mirrors `visit_FunctionDef` and `convert`: a parameter of a route or dependency whose
         default is a call of `Depends`, `Query`... (resolved through the index)."""
-        for function in (*facts.functions.values(), *facts.shadowed_functions):
+        for function in facts.every_function():
             calls = [
                 param.default_call for param in function.params if param.default_call is not None
             ]

@@ -126,13 +126,9 @@ class AwaitInsteadOfAsyncioRun(FileRule):
 
 
 def _module_reading(facts: FileFacts, index: ProjectIndex, callee: str) -> Optional[str]:
-    """The qualified name a dotted callee resolves to at module level (as
-    `FileRule.resolve_expression` reads it), or None."""
-    head = callee.split(".")[0]
-    if head in facts.bindings or head in facts.functions or head in facts.classes:
-        resolved = index.resolve_qualified(f"{facts.module}.{callee}")
-        return resolved.qname if isinstance(resolved, External) else None
-    return None  # `builtins.<callee>`: never a runner
+    """The qualified name a dotted callee resolves to at module level, when it is external."""
+    resolved = index.resolve_top_level(facts, callee)
+    return resolved.qname if isinstance(resolved, External) else None
 
 
 class _Replace(cst.CSTTransformer):

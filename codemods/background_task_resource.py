@@ -64,7 +64,7 @@ class BackgroundTaskResource(FileRule):
         ]
         if not refs:
             return False
-        for function in (*facts.functions.values(), *facts.shadowed_functions):
+        for function in facts.every_function():
             if not function.task_sources:
                 continue
             sources = set(function.task_sources)

@@ -44,12 +44,10 @@ from typing import Optional
 import libcst as cst
 
 from codemods._resources import (
-    ENGINES,
-    SESSION_CLASSES,
-    SESSION_FACTORIES,
     Resource,
     assigned_call,
     call_statement,
+    callee_resource,
     is_method_call,
     own_nodes,
     resource_of,
@@ -58,36 +56,14 @@ from codemods._resources import (
     yield_statement,
 )
 from depfix.facts import FileFacts
-from depfix.index import External, Instance, ProjectIndex, Resolved
+from depfix.index import ProjectIndex
 from depfix.rules import SAFE, FileRule, register
-
-
-def _resolve_dotted(name: str, facts: FileFacts, index: ProjectIndex) -> Resolved:
-    """What `FileRule.resolve_expression` resolves the dotted name `name` of this file to."""
-    head = name.split(".")[0]
-    if head in facts.bindings or head in facts.functions or head in facts.classes:
-        return index.resolve_qualified(f"{facts.module}.{name}")
-    return index.resolve_qualified(f"builtins.{name}")
 
 
 def _transactional(callee: str, facts: FileFacts, index: ProjectIndex) -> bool:
     """Whether a call of the dotted `callee` is a resource with a transaction for `resource_of`."""
-    owner, _, attribute = callee.rpartition(".")
-    if owner and attribute == "connect":
-        engine = _resolve_dotted(owner, facts, index)
-        return (
-            isinstance(engine, Instance)
-            and isinstance(engine.of, External)
-            and engine.of.qname in ENGINES
-        )
-    resolved = _resolve_dotted(callee, facts, index)
-    if isinstance(resolved, External):
-        return resolved.qname in SESSION_CLASSES
-    return (
-        isinstance(resolved, Instance)
-        and isinstance(resolved.of, External)
-        and resolved.of.qname in SESSION_FACTORIES
-    )
+    resource = callee_resource(callee, lambda name: index.resolve_top_level(facts, name))
+    return resource is not None and resource.transactional
 
 
 @register
@@ -177,7 +153,7 @@ class GuardYieldDependency(FileRule):
         if name is None:
             return None
         value = assigned_call(before, name)
-        return resource_of(value, self.resolve_expression) if value is not None else None
+        return resource_of(value, self.resolve_name) if value is not None else None
 
     def inside_with(self, node: cst.FunctionDef, body: list[cst.BaseStatement]) -> None:
         """With `yield-commit`, a session yielded inside `with` gets its commit/rollback block."""
@@ -190,7 +166,7 @@ class GuardYieldDependency(FileRule):
             target = item.asname.name if item.asname else None
             if not isinstance(target, cst.Name):
                 continue
-            resource = resource_of(item.item, self.resolve_expression)
+            resource = resource_of(item.item, self.resolve_name)
             inner = (
                 list(statement.body.body) if isinstance(statement.body, cst.IndentedBlock) else []
             )

@@ -93,7 +93,7 @@ class IgnoredAnnotatedMetadata(FileRule):
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
         """Mirrors `visit_FunctionDef` and `check`: a route or dependency has an annotated parameter
         with a marker default whose annotation carries what `check` reports."""
-        for function in (*facts.functions.values(), *facts.shadowed_functions):
+        for function in facts.every_function():
             params = [
                 param
                 for param in function.params

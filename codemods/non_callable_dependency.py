@@ -78,11 +78,10 @@ class NonCallableDependency(FileRule):
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
         """Mirrors `visit_Call`: a verified reference of the file injects a non-callable instance."""
-        for fact in facts.dependency_refs:
-            ref = index.dependency_ref_at(facts.path, fact.line, fact.column)
-            if ref is not None and _non_callable_name(index, ref) is not None:
-                return True
-        return False
+        return any(
+            _non_callable_name(index, ref) is not None
+            for ref in index.dependency_refs_in(facts.path)
+        )
 
     def visit_Call(self, node: cst.Call) -> None:
         span = self.span(node)

@@ -57,7 +57,7 @@ class SyncSessionInAsyncRoute(FileRule):
             function.is_async
             and sync_session_parameter(index, facts.path, function) is not None
             and index.fastapi_role((function.module, function.qualname)) is not None
-            for function in (*facts.functions.values(), *facts.shadowed_functions)
+            for function in facts.every_function()
         )
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:

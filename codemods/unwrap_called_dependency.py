@@ -189,13 +189,12 @@ class UnwrapCalledDependency(FileRule):
     @classmethod
     def wants(cls, facts: FileFacts, index: ProjectIndex) -> bool:
         """Mirrors `visit_Call`: a verified `Depends(f())` whose result `classify` knows not callable."""
-        for fact in facts.dependency_refs:
-            if not fact.target_is_call or fact.in_string:
-                continue
-            ref = index.dependency_ref_at(facts.path, fact.line, fact.column)
-            if ref is not None and classify(index, ref.target) is not None:
-                return True
-        return False
+        return any(
+            ref.fact.target_is_call
+            and not ref.fact.in_string
+            and classify(index, ref.target) is not None
+            for ref in index.dependency_refs_in(facts.path)
+        )
 
     def visit_Call(self, node: cst.Call) -> None:
         span = self.span(node)

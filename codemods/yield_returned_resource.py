@@ -37,20 +37,17 @@ from typing import Optional
 import libcst as cst
 
 from codemods._resources import (
-    CLIENT_CLASSES,
-    ENGINES,
-    SESSION_CLASSES,
-    SESSION_FACTORIES,
     Resource,
     assigned_call,
     call_statement,
+    callee_resource,
     own_nodes,
     resource_of,
     rollback_handler,
     statements,
 )
 from depfix.facts import FileFacts
-from depfix.index import External, Instance, ProjectIndex, Resolved
+from depfix.index import External, ProjectIndex
 from depfix.rules import SAFE, UNSAFE, FileRule, register
 
 DEFAULT_NAMES = {"session": "session", "connection": "connection", "client": "client"}
@@ -98,9 +95,9 @@ class YieldReturnedResource(FileRule):
         if isinstance(returned, cst.Name):
             name = returned.value
             value = assigned_call(setup, name)
-            resource = resource_of(value, self.resolve_expression) if value is not None else None
+            resource = resource_of(value, self.resolve_name) if value is not None else None
         else:
-            resource = resource_of(returned, self.resolve_expression)
+            resource = resource_of(returned, self.resolve_name)
         if resource is None:
             return
         if name is None:
@@ -183,27 +180,5 @@ class YieldReturnedResource(FileRule):
 
 
 def _creates_resource(facts: FileFacts, index: ProjectIndex, callee: str) -> bool:
-    """Whether calling a dotted callee creates a resource, as `resource_of` decides it (resolving at
-    module level, as `FileRule.resolve_expression` does)."""
-
-    def resolve(name: str) -> Resolved:
-        head = name.split(".")[0]
-        if head in facts.bindings or head in facts.functions or head in facts.classes:
-            return index.resolve_qualified(f"{facts.module}.{name}")
-        return index.resolve_qualified(f"builtins.{name}")
-
-    if callee.endswith(".connect"):
-        engine = resolve(callee.removesuffix(".connect"))
-        return (
-            isinstance(engine, Instance)
-            and isinstance(engine.of, External)
-            and engine.of.qname in ENGINES
-        )
-    resolved = resolve(callee)
-    if isinstance(resolved, External):
-        return resolved.qname in SESSION_CLASSES or resolved.qname in CLIENT_CLASSES
-    return (
-        isinstance(resolved, Instance)
-        and isinstance(resolved.of, External)
-        and resolved.of.qname in SESSION_FACTORIES
-    )
+    """Whether calling a dotted callee creates a resource, as `resource_of` decides it."""
+    return callee_resource(callee, lambda name: index.resolve_top_level(facts, name)) is not None

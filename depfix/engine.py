@@ -401,11 +401,7 @@ def _run_rules(
 
 
 def _enclosing_def_lines(facts: FileFacts, line: int) -> tuple[int, ...]:
-    return tuple(
-        fact.line
-        for fact in (*facts.functions.values(), *facts.shadowed_functions)
-        if fact.line <= line <= fact.end_line
-    )
+    return tuple(fact.line for fact in facts.every_function() if fact.line <= line <= fact.end_line)
 
 
 def _has_needle(rule: type[FileRule], data: bytes) -> bool:

@@ -288,6 +288,10 @@ class FileFacts:
     `<expression>.run_until_complete` (written `.run_until_complete` when the expression is no
     dotted name)."""
 
+    def every_function(self) -> tuple[FunctionFact, ...]:
+        """`functions` and the earlier definitions they rebind (`shadowed_functions`)."""
+        return (*self.functions.values(), *self.shadowed_functions)
+
 
 def parse_source(path: str, data: bytes) -> tuple[str, ast.Module]:
     """A file's text and `ast` tree (`SourceError`, `SyntaxError` and `ValueError` propagate).

@@ -295,6 +295,14 @@ class ProjectIndex:
         """What a qualified name (`app.db.get_db`, `fastapi.Depends`) refers to."""
         return self.resolve(Name(qname))
 
+    def resolve_top_level(self, facts: FileFacts, name: str) -> Resolved:
+        """What a name or dotted name (`SessionLocal`, `httpx.Client`) read at the top level of a
+        file refers to: through the file's module-level bindings, else a builtin."""
+        head = name.split(".")[0]
+        if head in facts.bindings or head in facts.functions or head in facts.classes:
+            return self.resolve_qualified(f"{facts.module}.{name}")
+        return self.resolve_qualified(f"builtins.{name}")
+
     def _resolve_qname(self, qname: str) -> Resolved:
         parts = qname.split(".")
         if parts[0] in ALWAYS_EXTERNAL:  # FastAPI's own source tree is not "the project"

@@ -161,11 +161,11 @@ class FileRule(RuleInfo, cst.BatchableCSTVisitor):
         name = dotted(node)
         if name is None:
             return Unresolved("not a dotted name")
-        head = name.split(".")[0]
-        facts = self.context.facts
-        if head in facts.bindings or head in facts.functions or head in facts.classes:
-            return self.index.resolve_qualified(f"{facts.module}.{name}")
-        return self.index.resolve_qualified(f"builtins.{name}")
+        return self.resolve_name(name)
+
+    def resolve_name(self, name: str) -> Resolved:
+        """`resolve_expression` of a dotted name given as text."""
+        return self.index.resolve_top_level(self.context.facts, name)
 
     def def_line(self, node: cst.FunctionDef) -> int:
         """The line of a function's `def` keyword, as `span(node).line` gives it.
